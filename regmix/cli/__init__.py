@@ -1,0 +1,1 @@
+"""Thin Hydra entry points over plain functions."""

@@ -1,0 +1,1 @@
+"""Corpus preparation (domains -> tokenized memory-mapped shards + meta) and reading."""

@@ -1,0 +1,189 @@
+"""On-disk layout of a prepared corpus, and its reader/writer.
+
+A corpus folder holds::
+
+    meta.json                 see `CorpusMeta`
+    <domain>/train.bin        flat token ids (dtype in meta), documents joined by eos_id
+    <domain>/val.bin
+
+Shards are read as `np.memmap`, so a proxy run touches only the windows it samples.
+Torch-free: the sampler and the analysis read token counts (the prior) from here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+META_NAME = "meta.json"
+FORMAT_VERSION = 1
+TRAIN_ROLE, TARGET_ROLE = "train", "target"
+
+
+class CorpusError(ValueError):
+    """A corpus that cannot be used; the message names the problem and the fix."""
+
+
+@dataclass
+class DomainMeta:
+    role: str = TRAIN_ROLE
+    """'train': a mixture domain; 'target': evaluated only (e.g. a held-out blend)."""
+    train_tokens: int = 0
+    val_tokens: int = 0
+    description: str = ""
+
+
+@dataclass
+class CorpusMeta:
+    name: str
+    tokenizer: dict[str, Any]
+    """{'kind', 'vocab_size', 'eos_id', 'id'}: id identifies the exact tokenizer (hash)."""
+    dtype: str
+    domains: dict[str, DomainMeta]
+    content_hash: str = ""
+    """sha256 over every shard's bytes, in domain order: two runs agree on data iff equal."""
+    source: dict[str, Any] = field(default_factory=dict)
+    """How the corpus was made (prepare settings)."""
+    target_blend: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Known answer of a synthetic corpus: target domain -> {train domain: share}."""
+    format: int = FORMAT_VERSION
+
+    @property
+    def train_domains(self) -> list[str]:
+        """Domains a mixture may put weight on, in meta order."""
+        return [d for d, m in self.domains.items() if m.role == TRAIN_ROLE]
+
+    @property
+    def eval_domains(self) -> list[str]:
+        """Every domain with validation tokens (train and target domains)."""
+        return [d for d, m in self.domains.items() if m.val_tokens > 0]
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.tokenizer["vocab_size"])
+
+    def token_prior(self) -> dict[str, float]:
+        """Each train domain's share of training tokens (RegMix's prior)."""
+        counts = {d: self.domains[d].train_tokens for d in self.train_domains}
+        total = sum(counts.values())
+        if total <= 0:
+            raise CorpusError("corpus has no training tokens; run regmix-prepare again")
+        return {d: c / total for d, c in counts.items()}
+
+    def identity(self, path: str | os.PathLike) -> dict[str, Any]:
+        """What a run records about its corpus."""
+        return {
+            "name": self.name,
+            "path": str(Path(path).resolve()),
+            "content_hash": self.content_hash,
+            "tokenizer": self.tokenizer.get("id", self.tokenizer.get("kind")),
+            "train_tokens": {d: self.domains[d].train_tokens for d in self.train_domains},
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["domains"] = {d: asdict(m) for d, m in self.domains.items()}
+        return out
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> "CorpusMeta":
+        raw = dict(raw)
+        raw["domains"] = {d: DomainMeta(**m) for d, m in raw["domains"].items()}
+        return cls(**raw)
+
+
+def shard_path(corpus_dir: str | os.PathLike, domain: str, split: str) -> Path:
+    return Path(corpus_dir) / domain / f"{split}.bin"
+
+
+def read_meta(corpus_dir: str | os.PathLike) -> CorpusMeta:
+    """The corpus meta, or a `CorpusError` that says how to make one."""
+    path = Path(corpus_dir) / META_NAME
+    if not path.is_file():
+        raise CorpusError(
+            f"no prepared corpus at {Path(corpus_dir)} (missing {META_NAME}); "
+            f"run `regmix-prepare` first (e.g. `regmix-prepare data=synthetic`) or set data.dir"
+        )
+    try:
+        return CorpusMeta.from_json(json.loads(path.read_text()))
+    except (json.JSONDecodeError, TypeError, KeyError) as exc:
+        raise CorpusError(f"{path} is not a valid corpus meta ({exc}); run `regmix-prepare` again") from None
+
+
+def open_shard(corpus_dir: str | os.PathLike, meta: CorpusMeta, domain: str, split: str) -> np.memmap:
+    """Memory-map one domain's split, checking it against the meta."""
+    path = shard_path(corpus_dir, domain, split)
+    expected = getattr(meta.domains[domain], f"{split}_tokens")
+    if not path.is_file():
+        raise CorpusError(f"shard {path} is missing; run `regmix-prepare` again for {meta.name!r}")
+    dtype = np.dtype(meta.dtype)
+    n = path.stat().st_size // dtype.itemsize
+    if n != expected:
+        raise CorpusError(
+            f"shard {path} has {n} tokens but meta.json says {expected}; the corpus is damaged, "
+            "run `regmix-prepare ... data.overwrite=true`"
+        )
+    if n == 0:
+        raise CorpusError(f"domain {domain!r} has no {split} tokens in {path}; give it text or drop it")
+    return np.memmap(path, dtype=dtype, mode="r", shape=(n,))
+
+
+def write_corpus(
+    corpus_dir: str | os.PathLike,
+    *,
+    name: str,
+    tokenizer: dict[str, Any],
+    splits: dict[str, dict[str, np.ndarray]],
+    roles: dict[str, str] | None = None,
+    descriptions: dict[str, str] | None = None,
+    source: dict[str, Any] | None = None,
+    target_blend: dict[str, dict[str, float]] | None = None,
+) -> CorpusMeta:
+    """Write shards and meta. `splits` maps domain -> {'train': ids, 'val': ids}.
+
+    meta.json is written last and atomically: a folder without it is not a corpus, so an
+    interrupted prepare never leaves something that looks finished.
+    """
+    corpus_dir = Path(corpus_dir)
+    vocab = int(tokenizer["vocab_size"])
+    dtype = np.dtype(np.uint16 if vocab <= np.iinfo(np.uint16).max + 1 else np.uint32)
+    roles = roles or {}
+    descriptions = descriptions or {}
+    digest = hashlib.sha256()
+    domains: dict[str, DomainMeta] = {}
+    for domain, parts in splits.items():
+        (corpus_dir / domain).mkdir(parents=True, exist_ok=True)
+        counts = {}
+        for split in ("train", "val"):
+            ids = np.asarray(parts.get(split, np.zeros(0)), dtype=dtype)
+            path = shard_path(corpus_dir, domain, split)
+            ids.tofile(path)
+            digest.update(domain.encode() + split.encode() + ids.tobytes())
+            counts[split] = int(ids.size)
+        domains[domain] = DomainMeta(
+            role=roles.get(domain, TRAIN_ROLE),
+            train_tokens=counts["train"],
+            val_tokens=counts["val"],
+            description=descriptions.get(domain, ""),
+        )
+    meta = CorpusMeta(
+        name=name,
+        tokenizer=tokenizer,
+        dtype=dtype.name,
+        domains=domains,
+        content_hash=digest.hexdigest()[:16],
+        source=source or {},
+        target_blend=target_blend or {},
+    )
+    fd, tmp = tempfile.mkstemp(dir=corpus_dir, prefix=".meta.", suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(meta.to_json(), fh, indent=2)
+    os.replace(tmp, corpus_dir / META_NAME)
+    return meta

@@ -1,0 +1,89 @@
+"""The run record: the one file a proxy run leaves that the project owns.
+
+Offline W&B runs keep no readable config or summary (only the binary `run-<id>.wandb`
+log), so each training run writes `result.json` in its own folder, atomically, when it
+ends. The analysis reads these records; a folder without a record whose status is
+`finished` is never used and a rerun trains it again. Torch-free: analysis imports this.
+
+Layout of a record (JSON object)::
+
+    schema        1
+    status        "finished" | "failed" | "preempted"
+    run_name      folder name, e.g. "mix0007"
+    sweep         sweep name (the folder runs/<sweep>/ by default)
+    mixture_index row of the sweep's mixtures table, or null
+    mixture       {domain: weight}   (the weights the run trained on)
+    val_loss      {domain: mean cross-entropy in nats/token}   (finished runs)
+    tokens        training tokens seen
+    model         model config name, e.g. "tiny"
+    n_params      {"total": int, "non_embedding": int}
+    corpus        {"name", "path", "content_hash", "tokenizer"}
+    seed          data/init seed
+    wandb         {"id", "project", "entity", "mode", "dir", "sweep_id", "url"} or null
+    config        the full resolved config
+    error         one-line message (failed runs)
+    started_at / ended_at   ISO-8601 UTC; wall_s seconds
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+RECORD_NAME = "result.json"
+SCHEMA_VERSION = 1
+FINISHED, FAILED, PREEMPTED = "finished", "failed", "preempted"
+STATUSES = (FINISHED, FAILED, PREEMPTED)
+
+
+def write_record(run_dir: str | os.PathLike, record: dict[str, Any]) -> Path:
+    """Write `record` to `run_dir/result.json` atomically (temp file + fsync + rename).
+
+    A reader never sees a half-written file, and a finished record is never replaced by a
+    later failed attempt (the caller skips finished runs before training).
+    """
+    if record.get("status") not in STATUSES:
+        raise ValueError(f"run record status must be one of {STATUSES}, got {record.get('status')!r}")
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    final = run_dir / RECORD_NAME
+    payload = json.dumps({"schema": SCHEMA_VERSION, **record}, indent=2, sort_keys=False, default=str)
+    fd, tmp = tempfile.mkstemp(prefix=".result.", suffix=".tmp", dir=run_dir)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(payload + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return final
+
+
+def read_record(run_dir_or_file: str | os.PathLike) -> dict[str, Any] | None:
+    """The record in a run folder (or at a path), or None when there is none or it is unreadable."""
+    path = Path(run_dir_or_file)
+    if path.is_dir():
+        path = path / RECORD_NAME
+    try:
+        with open(path) as fh:
+            record = json.load(fh)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def is_finished(run_dir: str | os.PathLike) -> bool:
+    record = read_record(run_dir)
+    return record is not None and record.get("status") == FINISHED
+
+
+def iter_records(root: str | os.PathLike) -> Iterator[tuple[Path, dict[str, Any] | None]]:
+    """Every `result.json` under `root` (recursively), sorted by path, with its parsed record."""
+    for path in sorted(Path(root).rglob(RECORD_NAME)):
+        yield path, read_record(path)
