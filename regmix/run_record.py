@@ -58,6 +58,7 @@ def write_record(run_dir: str | os.PathLike, record: dict[str, Any]) -> Path:
             fh.write(payload + "\n")
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; records are meant to be read by others
         os.replace(tmp, final)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

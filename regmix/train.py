@@ -1,0 +1,291 @@
+"""One proxy (or target) run: mixture -> trained model -> per-domain validation losses.
+
+`train_run` is the plain function behind `regmix-train`; tests and the demo call it directly.
+It never trains a mixture twice: a finished record in the run folder is returned as it is,
+and the record is written (atomically) only when the run ends: finished, failed or preempted.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import time
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from regmix.config import MixtureConfig, TrainAppConfig, TrainConfig
+from regmix.corpus.store import CorpusMeta, read_meta
+from regmix.data import MixtureBatches, validation_windows
+from regmix.mixture import Mixture
+from regmix.model import ProxyLM, count_parameters
+from regmix.run_record import FAILED, FINISHED, PREEMPTED, read_record, write_record
+from regmix.tracking import make_tracker
+
+#: Signals that mean "stop now, you will be re-queued": SLURM sends SIGTERM (then SIGKILL
+#: after its grace period), and submitit/`--signal` setups use SIGUSR1 before the time limit.
+PREEMPT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+
+class Preempted(BaseException):
+    """Raised in the training loop when a preemption signal arrives."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"received {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+class RunConflict(ValueError):
+    """The run folder already holds a finished run that is not this one."""
+
+
+def resolve_mixture(cfg: MixtureConfig, meta: CorpusMeta) -> Mixture:
+    """The mixture a run trains on: explicit weights, else row `index` of the sweep's table."""
+    domains = meta.train_domains
+    if cfg.weights is not None:
+        return Mixture(dict(cfg.weights), domains=domains)
+    if cfg.index is not None:
+        from regmix.sampler import mixture_at  # the table reader lives with the sampler that writes it
+
+        if not cfg.table:
+            raise ValueError("mixture.index is set but mixture.table is empty; set mixture.table=<mixtures csv>")
+        return mixture_at(cfg.table, int(cfg.index), domains)
+    raise ValueError(
+        "no mixture chosen: pass mixture.index=<row of sweeps/<sweep>.mixtures.csv>, "
+        "mixture=<name of conf/mixture/<name>.yaml>, or mixture.weights={domain: weight,...}"
+    )
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"train.device={name!r} but no CUDA GPU is visible; use train.device=cpu or auto")
+    return device
+
+
+def autocast_for(device: torch.device, precision: str):
+    """bf16 autocast on CUDA (paper: bf16), plain fp32 elsewhere."""
+    if precision not in ("auto", "fp32", "bf16"):
+        raise ValueError(f"train.precision={precision!r} is not one of auto|fp32|bf16")
+    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    return torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else nullcontext()
+
+
+def lr_at(step: int, total_steps: int, cfg: TrainConfig) -> float:
+    """Linear warmup to cfg.lr, then constant (paper's proxies) or cosine down to cfg.min_lr."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return cfg.lr
+    if cfg.schedule == "cosine":
+        progress = (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps)
+        return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(progress, 1.0)))
+    raise ValueError(f"train.schedule={cfg.schedule!r} is not one of constant|cosine")
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, fused: bool) -> torch.optim.AdamW:
+    # Weight decay on matrices only; norms' gains are not decayed (common LLaMA practice).
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused or None)
+
+
+@contextmanager
+def preemption_signals():
+    """Turn SIGTERM/SIGUSR1 into `Preempted` inside the block (main thread only)."""
+    def handler(signum, _frame):
+        raise Preempted(signum)
+
+    previous = {}
+    try:
+        for sig in PREEMPT_SIGNALS:
+            previous[sig] = signal.signal(sig, handler)
+    except ValueError:  # not the main thread (e.g. a joblib thread): leave signals alone
+        previous = {}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@torch.no_grad()
+def evaluate(model: ProxyLM, windows: dict[str, torch.Tensor], *, batch_size: int, device, precision) -> dict[str, float]:
+    """Mean next-token cross-entropy (nats/token) on each domain's fixed validation slice."""
+    model.eval()
+    losses = {}
+    for domain, rows in windows.items():
+        total, count = 0.0, 0
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start : start + batch_size].to(device, non_blocking=True)
+            with autocast_for(device, precision):
+                loss = model(chunk[:, :-1], chunk[:, 1:])
+            n = chunk[:, 1:].numel()
+            total += loss.item() * n
+            count += n
+        losses[domain] = total / count
+    model.train()
+    return losses
+
+
+def run_identity(record: dict[str, Any]) -> dict[str, Any]:
+    """What makes two runs the same run: mixture, model, budget, corpus and seed."""
+    cfg = record.get("config", {})
+    return {
+        "mixture": {d: round(w, 9) for d, w in (record.get("mixture") or {}).items() if w > 0},
+        "model": cfg.get("model"),
+        "train": {k: cfg.get("train", {}).get(k) for k in ("tokens", "batch_size", "seq_len", "lr", "schedule")},
+        "corpus": (record.get("corpus") or {}).get("content_hash"),
+        "seed": record.get("seed"),
+        "eval_tokens": cfg.get("eval", {}).get("tokens_per_domain"),
+    }
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def train_run(cfg: TrainAppConfig, *, resolved: dict[str, Any] | None = None, log=print) -> dict[str, Any]:
+    """Train (or skip, if already finished) the run `cfg` describes; returns its record."""
+    resolved = resolved if resolved is not None else asdict(cfg)
+    meta = read_meta(cfg.data.dir)
+    mixture = resolve_mixture(cfg.mixture, meta)
+    run_dir = Path(cfg.out_dir) / cfg.run_name
+    tcfg, ecfg = cfg.train, cfg.eval
+    eval_seq_len = ecfg.seq_len or tcfg.seq_len
+    if tcfg.seq_len > cfg.model.max_seq_len or eval_seq_len > cfg.model.max_seq_len:
+        raise ValueError(
+            f"train.seq_len={tcfg.seq_len} / eval.seq_len={eval_seq_len} exceed model.max_seq_len="
+            f"{cfg.model.max_seq_len}; lower the sequence length or pick a model with a longer context"
+        )
+    steps = tcfg.tokens // (tcfg.batch_size * tcfg.seq_len)
+    if steps < 1:
+        raise ValueError(
+            f"train.tokens={tcfg.tokens} is less than one batch ({tcfg.batch_size} x {tcfg.seq_len} tokens); "
+            "raise train.tokens or lower train.batch_size"
+        )
+    micro = tcfg.micro_batch_size or tcfg.batch_size
+    if tcfg.batch_size % micro:
+        raise ValueError(f"train.batch_size={tcfg.batch_size} is not a multiple of train.micro_batch_size={micro}")
+
+    record = {
+        "run_name": cfg.run_name,
+        "sweep": cfg.sweep,
+        "mixture_index": cfg.mixture.index if cfg.mixture.weights is None else None,
+        "mixture_name": cfg.mixture.name,
+        "mixture": mixture.to_dict(),
+        "model": cfg.model.name,
+        "corpus": meta.identity(cfg.data.dir),
+        "seed": cfg.seed,
+        "config": resolved,
+    }
+    previous = read_record(run_dir)
+    if previous is not None and previous.get("status") == FINISHED:
+        if run_identity(previous) != run_identity(record):
+            raise RunConflict(
+                f"{run_dir} already holds a finished run with different settings; finished work is never "
+                "overwritten: choose another sweep=... or out_dir=..., or delete that folder yourself"
+            )
+        log(f"[regmix] {run_dir}: already finished, nothing to train")
+        return previous
+
+    # Validation slices first: a domain without enough validation tokens fails before training.
+    windows = {
+        d: validation_windows(cfg.data.dir, meta, d, tokens=ecfg.tokens_per_domain, seq_len=eval_seq_len)
+        for d in meta.eval_domains
+    }
+    batches = MixtureBatches(
+        cfg.data.dir, meta, mixture, seq_len=tcfg.seq_len, batch_size=micro, seed=cfg.seed
+    )
+    if cfg.dry_run:
+        log(f"[regmix] dry run: {run_dir} would train {steps} steps on {mixture}")
+        return {**record, "status": "dry_run"}
+
+    device = pick_device(tcfg.device)
+    if device.type == "cpu" and tcfg.threads > 0:
+        torch.set_num_threads(tcfg.threads)
+    torch.manual_seed(cfg.seed)  # same init for every proxy (paper: shared seed)
+    model = ProxyLM(cfg.model, meta.vocab_size).to(device)
+    n_params = count_parameters(model)
+    record["n_params"] = n_params
+    optimizer = make_optimizer(model, tcfg, fused=device.type == "cuda")
+    step_fn = torch.compile(model) if (tcfg.compile and device.type == "cuda") else model
+
+    tracker = make_tracker(cfg.tracker)
+    started = time.time()
+    record["started_at"] = _now()
+    tokens_per_step = tcfg.batch_size * tcfg.seq_len
+    accum = tcfg.batch_size // micro
+    step, status, exit_code = 0, FAILED, 1
+    try:
+        with preemption_signals():
+            record["wandb"] = tracker.start(
+                name=f"{cfg.sweep}/{cfg.run_name}",
+                config={**resolved, "corpus": record["corpus"], "n_params": n_params, "run_name": cfg.run_name},
+                run_dir=run_dir,
+            )
+            log(f"[regmix] {run_dir}: {steps} steps x {tokens_per_step} tokens, {n_params['total']:,} params, {device}")
+            loop_start = window_start = time.perf_counter()
+            window_tokens = 0
+            for step in range(steps):
+                lr = lr_at(step, steps, tcfg)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                for _ in range(accum):
+                    inputs, targets = batches.next_batch()
+                    inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+                    with autocast_for(device, tcfg.precision):
+                        loss = step_fn(inputs, targets) / accum
+                    loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                window_tokens += tokens_per_step
+                if (step + 1) % tcfg.log_every == 0 or step + 1 == steps:
+                    elapsed = time.perf_counter() - window_start
+                    tracker.log(
+                        {
+                            "train/loss": loss.item() * accum,
+                            "train/lr": lr,
+                            "train/tokens": (step + 1) * tokens_per_step,
+                            "train/tokens_per_s": window_tokens / max(elapsed, 1e-9),
+                        },
+                        step=step + 1,
+                    )
+                    window_start, window_tokens = time.perf_counter(), 0
+            # Training throughput (tokens/s of the step loop, data loading included), for benchmarks.
+            record["train_s"] = round(time.perf_counter() - loop_start, 4)
+            val = evaluate(model, windows, batch_size=ecfg.batch_size, device=device, precision=tcfg.precision)
+            final = {f"val/{d}/loss": v for d, v in val.items()}
+            final["tokens"] = steps * tokens_per_step
+            final["val/mean/loss"] = sum(val.values()) / len(val)
+            tracker.log_final(final, step=steps)
+            record.update(val_loss=val, tokens=steps * tokens_per_step)
+            status, exit_code = FINISHED, 0
+    except Preempted as exc:
+        status, exit_code = PREEMPTED, 128 + exc.signum
+        record["error"] = f"preempted at step {step} of {steps} ({exc})"
+        tracker.mark_preempting()
+    except Exception as exc:  # recorded, then re-raised: the multirun marks this job failed
+        record["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        raise
+    finally:
+        record.update(status=status, steps=steps, ended_at=_now(), wall_s=round(time.time() - started, 3))
+        try:
+            tracker.finish(exit_code=exit_code)
+        finally:
+            write_record(run_dir, record)
+    if status == PREEMPTED:
+        log(f"[regmix] {run_dir}: {record['error']}; exiting {exit_code} so the scheduler re-queues it")
+        sys.exit(exit_code)
+    losses = ", ".join(f"{d}={v:.3f}" for d, v in record["val_loss"].items())
+    log(f"[regmix] {run_dir}: finished in {record['wall_s']:.1f} s; val loss {losses}")
+    return record
