@@ -173,6 +173,9 @@ class SampleAppConfig:
     items of the W&B command, so every agent run gets them."""
     overwrite: bool = False
     """Replace an existing table of the same name (refused by default: runs may depend on it)."""
+    target: Optional[str] = None
+    """Domain whose validation loss the W&B sweep reports as its metric (val/<target>/loss);
+    None = the corpus's target-role domain when it has exactly one, else no metric."""
 
 
 def run_name_for(index: Any, name: Any, weights: Any, seed: Any) -> str:
