@@ -1,7 +1,7 @@
 """`regmix-sample`: draw a sweep's proxy mixtures and write its W&B sweep spec.
 
     regmix-sample sweep=demo n_mixtures=512
-    regmix-sample sweep=pile sampler=paper_data 'fixed=[model=1m,train=paper]'
+    regmix-sample sweep=pile sampler=paper_data 'fixed=["model=1m","train=paper"]'
 
 writes, under `out_dir` (default sweeps/):
 
