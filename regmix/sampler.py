@@ -395,12 +395,18 @@ def read_mixtures_table(path: str | os.PathLike, domains: Sequence[str] | None =
     try:
         table = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise MixturesTableError(f"{path} is not a readable CSV ({exc}); regenerate it with `{_sweep_hint(path)} overwrite=true`") from None
+        raise MixturesTableError(
+            f"{path} is not a readable CSV ({exc}); regenerate it with `{_sweep_hint(path)} overwrite=true`"
+        ) from None
     if INDEX_COLUMN not in table.columns:
-        raise MixturesTableError(f"{path} has no {INDEX_COLUMN!r} column; a mixtures table starts with `index`, then one column per domain")
+        raise MixturesTableError(
+            f"{path} has no {INDEX_COLUMN!r} column; a mixtures table starts with `index`, then one column per domain"
+        )
     columns = [c for c in table.columns if c != INDEX_COLUMN]
     if not columns:
-        raise MixturesTableError(f"{path} has no domain columns; regenerate it with `{_sweep_hint(path)} overwrite=true`")
+        raise MixturesTableError(
+            f"{path} has no domain columns; regenerate it with `{_sweep_hint(path)} overwrite=true`"
+        )
     if domains is not None:
         domains = list(domains)
         try:
