@@ -15,6 +15,24 @@ class TokenizerConfig:
     """Vocabulary of a trained BPE."""
     path: Optional[str] = None
     """tokenizer.json for kind=file."""
+    eos_token: Optional[str] = None
+    """kind=file: the end-of-document token; None = the first of <|endoftext|>, </s>, <eos>,
+    <|end_of_text|> that the tokenizer knows."""
+    min_frequency: int = 2
+    """kind=bpe: a pair must occur this often in the training split to become a merge."""
+
+
+@dataclass
+class SyntheticConfig:
+    """The embedded synthetic corpus (source=synthetic). Its per-domain token counts are chosen
+    so that the token prior does NOT favour the target's domains (see regmix/corpus/synthetic.py)."""
+
+    train_scale: float = 1.0
+    """Multiplies every domain's default training tokens (0.2M-1.5M each, 6.7M in all at 1.0)."""
+    train_tokens: Dict[str, int] = field(default_factory=dict)
+    """Per-domain overrides of training tokens (domain -> tokens, before train_scale)."""
+    val_tokens: int = 131_072
+    """Validation tokens of every domain, the target included (an eval slice of 64k fits twice)."""
 
 
 @dataclass
@@ -30,10 +48,26 @@ class DataConfig:
     val_fraction: float = 0.05
     """Share of each domain's documents held out for validation (text sources)."""
     paths: Dict[str, List[str]] = field(default_factory=dict)
-    """source=text: domain -> list of files/folders/globs (txt, jsonl, parquet)."""
+    """source=text: domain -> list of files/folders/globs (txt, jsonl, parquet, csv)."""
     file: Optional[str] = None
     """source=text: one jsonl/parquet/csv file with a domain column (instead of `paths`)."""
     text_field: str = "text"
     domain_field: str = "domain"
     overwrite: bool = False
     """Rebuild an existing corpus folder (refused by default)."""
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    """source=synthetic: sizes of the generated corpus."""
+    targets: List[str] = field(default_factory=list)
+    """source=text: domains evaluated only (role 'target': all their documents go to val)."""
+    txt_documents: str = "file"
+    """source=text, plain-text files: 'file' (one document per file) or 'blank_line'
+    (one document per block separated by an empty line)."""
+    text_suffixes: List[str] = field(default_factory=list)
+    """source=text: extra file suffixes read as plain text besides .txt/.text/.md (e.g. ['.py'])."""
+
+
+@dataclass
+class PrepareAppConfig:
+    """`regmix-prepare`: build a corpus folder (shards + meta.json) from `data`."""
+
+    data: DataConfig = field(default_factory=DataConfig)
