@@ -1,0 +1,40 @@
+"""`regmix-prepare`: build a corpus folder; see `regmix.corpus.prepare.prepare_corpus`.
+
+    regmix-prepare                                   # the embedded synthetic corpus -> data/synthetic
+    regmix-prepare data=text '+data.paths.code=[src/]' '+data.paths.prose=[books/*.txt]' data.tokenizer.kind=bpe
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+from regmix.cli.hydra_app import CONF_DIR, user_errors_exit
+from regmix.corpus.config import PrepareAppConfig
+
+
+def register_prepare_config() -> None:
+    """Register the `regmix-prepare` schema with Hydra (idempotent)."""
+    ConfigStore.instance().store(name="prepare_schema", node=PrepareAppConfig)
+
+
+register_prepare_config()
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="prepare")
+@user_errors_exit
+def main(cfg: DictConfig) -> None:
+    from regmix.corpus.prepare import format_domain_table, prepare_corpus
+
+    app: PrepareAppConfig = OmegaConf.to_object(cfg)
+    meta = prepare_corpus(app.data)
+    print(f"corpus {meta.name!r} (content {meta.content_hash}, tokenizer {meta.tokenizer['kind']} "
+          f"{meta.tokenizer['id']}, vocab {meta.vocab_size}) in {Path(app.data.dir).resolve()}")
+    print(format_domain_table(meta))
+
+
+if __name__ == "__main__":
+    main()

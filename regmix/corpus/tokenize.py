@@ -1,0 +1,165 @@
+"""Tokenizers of `regmix-prepare`: bytes (no dependency), a byte-level BPE trained here, or a file.
+
+Every tokenizer turns documents into one flat id stream per split, each document followed by
+the end-of-document id, and describes itself as the meta's `tokenizer` dict
+`{kind, vocab_size, eos_id, id}` (`id`: a short sha of the tokenizer's full definition, so
+two corpora share token ids iff their ids are equal).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from regmix.corpus.config import TokenizerConfig
+
+TOKENIZER_FILE = "tokenizer.json"
+"""Name of the HF tokenizer definition saved inside a corpus folder (kinds bpe and file)."""
+
+BYTES_EOS_ID = 0
+"""End-of-document id of the bytes tokenizer: the NUL byte, which real text practically never holds."""
+
+BPE_EOS_TOKEN = "<|endoftext|>"
+"""End-of-document token of a trained BPE (id 0), spelled as GPT-2/GPT-NeoX spell it."""
+
+KNOWN_EOS_TOKENS = ("<|endoftext|>", "</s>", "<eos>", "<|end_of_text|>")
+KINDS = ("bytes", "bpe", "file")
+
+_ENCODE_CHUNK = 1024
+"""Documents per encode_batch call (bounds peak memory on large domains)."""
+
+
+class TokenizerError(ValueError):
+    """A tokenizer setting that cannot be used; the message names the value and the fix."""
+
+
+class ByteTokenizer:
+    """UTF-8 bytes as ids 0-255; documents end with id 0 (NUL)."""
+
+    kind = "bytes"
+    vocab_size = 256
+    eos_id = BYTES_EOS_ID
+
+    def encode(self, documents: Sequence[str]) -> np.ndarray:
+        """One flat uint8 stream: each document's UTF-8 bytes then the eos id."""
+        eos = bytes([self.eos_id])
+        return np.frombuffer(b"".join(doc.encode("utf-8") + eos for doc in documents), dtype=np.uint8)
+
+    def info(self) -> dict[str, Any]:
+        definition = f"bytes:utf-8:vocab={self.vocab_size}:eos={self.eos_id}"
+        return _info(self.kind, self.vocab_size, self.eos_id, definition)
+
+
+class HFTokenizer:
+    """A HF `tokenizers.Tokenizer` (a BPE trained here, or one loaded from tokenizer.json)."""
+
+    def __init__(self, tokenizer: Any, *, kind: str, eos_id: int) -> None:
+        self.tokenizer = tokenizer
+        self.kind = kind
+        self.eos_id = int(eos_id)
+        self.vocab_size = int(tokenizer.get_vocab_size(with_added_tokens=True))
+
+    def encode(self, documents: Sequence[str]) -> np.ndarray:
+        """One flat int64 stream: each document's ids then the eos id."""
+        parts: list[np.ndarray] = []
+        eos = np.array([self.eos_id], dtype=np.int64)
+        for start in tqdm(
+            range(0, len(documents), _ENCODE_CHUNK), desc="tokenize", unit="chunk", leave=False, disable=None
+        ):
+            batch = documents[start : start + _ENCODE_CHUNK]
+            for enc in self.tokenizer.encode_batch(list(batch), add_special_tokens=False):
+                parts.append(np.asarray(enc.ids, dtype=np.int64))
+                parts.append(eos)
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    def save(self, corpus_dir: str | os.PathLike) -> None:
+        """Write tokenizer.json into the corpus folder, so the corpus can be decoded on its own."""
+        self.tokenizer.save(str(Path(corpus_dir) / TOKENIZER_FILE))
+
+    def info(self) -> dict[str, Any]:
+        out = _info(self.kind, self.vocab_size, self.eos_id, self.tokenizer.to_str())
+        out["file"] = TOKENIZER_FILE
+        return out
+
+
+def _info(kind: str, vocab_size: int, eos_id: int, definition: str) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "vocab_size": int(vocab_size),
+        "eos_id": int(eos_id),
+        # No kind in the id: a BPE trained here and the same tokenizer.json loaded as kind=file
+        # produce the same ids, so they must compare equal.
+        "id": hashlib.sha256(definition.encode()).hexdigest()[:12],
+    }
+
+
+def check_tokenizer_config(cfg: TokenizerConfig) -> None:
+    """Raise `TokenizerError` for settings that cannot work, before any data is read."""
+    if cfg.kind not in KINDS:
+        raise TokenizerError(f"unknown tokenizer kind {cfg.kind!r}; use data.tokenizer.kind=bytes, bpe or file")
+    if cfg.kind == "bpe" and cfg.vocab_size < 257:
+        raise TokenizerError(
+            f"data.tokenizer.vocab_size={cfg.vocab_size} is too small for a byte-level BPE; "
+            "use at least 257 (256 bytes + the eos token)"
+        )
+    if cfg.kind == "file":
+        if not cfg.path:
+            raise TokenizerError("data.tokenizer.kind=file needs data.tokenizer.path=<tokenizer.json>")
+        if not Path(cfg.path).is_file():
+            raise TokenizerError(f"tokenizer file {cfg.path} does not exist; fix data.tokenizer.path")
+
+
+def build_tokenizer(cfg: TokenizerConfig, training_documents: Iterable[str] = ()) -> ByteTokenizer | HFTokenizer:
+    """The tokenizer `cfg` asks for; a BPE is trained on `training_documents` (the train split)."""
+    check_tokenizer_config(cfg)
+    if cfg.kind == "bytes":
+        return ByteTokenizer()
+    if cfg.kind == "bpe":
+        return train_bpe(training_documents, vocab_size=cfg.vocab_size, min_frequency=cfg.min_frequency)
+    return load_tokenizer_file(cfg.path, eos_token=cfg.eos_token)
+
+
+def train_bpe(documents: Iterable[str], *, vocab_size: int, min_frequency: int = 2) -> HFTokenizer:
+    """Train a byte-level BPE (GPT-2 style pre-tokenizer) locally; the eos token gets id 0."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=[BPE_EOS_TOKEN],
+        # All 256 byte symbols up front: any text encodes, even bytes the training split lacks.
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(documents, trainer=trainer)
+    return HFTokenizer(tokenizer, kind="bpe", eos_id=tokenizer.token_to_id(BPE_EOS_TOKEN))
+
+
+def load_tokenizer_file(path: str | os.PathLike, *, eos_token: str | None = None) -> HFTokenizer:
+    """A tokenizer.json (e.g. GPT-NeoX's) and its end-of-document token."""
+    from tokenizers import Tokenizer
+
+    if not Path(path).is_file():
+        raise TokenizerError(f"tokenizer file {path} does not exist; fix data.tokenizer.path")
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+    except Exception as exc:  # the Rust side raises plain Exception subclasses
+        raise TokenizerError(f"{path} is not a valid tokenizer.json ({exc}); give a HF tokenizers file") from None
+    candidates = (eos_token,) if eos_token else KNOWN_EOS_TOKENS
+    for token in candidates:
+        eos_id = tokenizer.token_to_id(token)
+        if eos_id is not None:
+            return HFTokenizer(tokenizer, kind="file", eos_id=eos_id)
+    raise TokenizerError(
+        f"tokenizer {path} has no end-of-document token {list(candidates)}; "
+        "name the one it has with data.tokenizer.eos_token=<token>"
+    )
