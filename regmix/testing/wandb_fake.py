@@ -271,6 +271,8 @@ class FakeWandb:
         self.server_errors: list[str] = []
         """Tracebacks of exceptions inside the fake itself (a bug in the fake fails the test too)."""
         self.storage: dict[str, bytes] = {}
+        self._failures: Counter[str] = Counter()
+        self._failure_status = 500
         self._server: Optional[_Server] = None
         self._thread: Optional[threading.Thread] = None
         self._resolvers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
@@ -302,7 +304,9 @@ class FakeWandb:
         server = _Server((_LOOPBACK, 0), _Handler)
         server.fake = self
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="fake-wandb", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-wandb", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -433,6 +437,15 @@ class FakeWandb:
     def get_run(self, name: str, *, entity: Optional[str] = None, project: Optional[str] = None) -> FakeRun:
         return self.runs[(entity or self.entity, project or self.project, name)]
 
+    def fail_next(self, operation: str, times: int = 1, *, status: int = 500) -> None:
+        """Answer the next `times` requests of GraphQL `operation` with HTTP `status` (a flaky server).
+
+        The client retries 5xx answers (up to its retry limit), so this tests retry settings.
+        """
+        with self._lock:
+            self._failures[operation] += times
+            self._failure_status = status
+
     def reset_counts(self) -> None:
         with self._lock:
             self.request_counts.clear()
@@ -503,6 +516,13 @@ class FakeWandb:
             _send_json(handler, 200, {"errors": [{"message": message}], "data": None})
             return
         self._count(name, "POST", "/graphql")
+        with self._lock:
+            flaky = self._failures.get(name, 0) > 0
+            if flaky:
+                self._failures[name] -= 1
+        if flaky:
+            _send_json(handler, self._failure_status, {"errors": [{"message": "fake W&B backend: injected failure"}]})
+            return
         try:
             with self._lock:
                 answer = resolver(variables)
