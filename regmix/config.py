@@ -92,8 +92,10 @@ class MixtureConfig:
     """Name of an emitted mixture (conf/mixture/<name>.yaml) or of explicit weights."""
     index: Optional[int] = None
     """Row `index` of the mixtures table."""
-    weights: Optional[Dict[str, float]] = None
-    """Explicit domain -> weight mapping (must sum to 1); wins over `index`."""
+    weights: Any = None
+    """Explicit domain -> weight mapping (must sum to 1); wins over `index`. Typed Any because
+    OmegaConf 2.3 cannot merge a command-line dict into a None `Dict[str, float]` node, nor add
+    keys to an empty one under Hydra's struct mode; `Mixture` validates the values instead."""
     table: Optional[str] = "sweeps/${sweep}.mixtures.csv"
     """Mixtures table (CSV: index + one column per domain) that `index` selects from."""
     provenance: Dict[str, Any] = field(default_factory=dict)
@@ -180,7 +182,7 @@ class SampleAppConfig:
 
 def run_name_for(index: Any, name: Any, weights: Any, seed: Any) -> str:
     """Stable folder name of a run; see TrainAppConfig.run_name."""
-    if weights is not None:
+    if weights:
         plain = OmegaConf.to_container(weights) if OmegaConf.is_config(weights) else dict(weights)
         if name:
             base = str(name)

@@ -47,7 +47,7 @@ class RunConflict(ValueError):
 def resolve_mixture(cfg: MixtureConfig, meta: CorpusMeta) -> Mixture:
     """The mixture a run trains on: explicit weights, else row `index` of the sweep's table."""
     domains = meta.train_domains
-    if cfg.weights is not None:
+    if cfg.weights:
         return Mixture(dict(cfg.weights), domains=domains)
     if cfg.index is not None:
         from regmix.sampler import mixture_at  # the table reader lives with the sampler that writes it
@@ -176,10 +176,13 @@ def train_run(cfg: TrainAppConfig, *, resolved: dict[str, Any] | None = None, lo
     if tcfg.batch_size % micro:
         raise ValueError(f"train.batch_size={tcfg.batch_size} is not a multiple of train.micro_batch_size={micro}")
 
+    # The run describes itself: the weights it trained on sit in its logged config as a nested
+    # domain -> weight mapping, whether they came from the table, a name or the command line.
+    resolved = {**resolved, "mixture": {**(resolved.get("mixture") or {}), "weights": mixture.to_dict()}}
     record = {
         "run_name": cfg.run_name,
         "sweep": cfg.sweep,
-        "mixture_index": cfg.mixture.index if cfg.mixture.weights is None else None,
+        "mixture_index": None if cfg.mixture.weights else cfg.mixture.index,
         "mixture_name": cfg.mixture.name,
         "mixture": mixture.to_dict(),
         "model": cfg.model.name,
