@@ -31,6 +31,7 @@ import string
 import sys
 import threading
 import traceback
+import warnings
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -470,21 +471,21 @@ class FakeWandb:
             self._count("HTTP telemetry", method, path)
             _send_bytes(handler, 200, b"", "application/x-protobuf")
             return
+        stream = _FILE_STREAM.match(path)
+        if not (method == "POST" and (path == "/graphql" or stream)):
+            self._unknown(f"HTTP {method} {path}", method, path)
+            _send_json(handler, 404, {"error": f"fake W&B backend: no route {method} {path}"})
+            return
         if handler.headers.get("Authorization") != self._expected_auth:
             with self._lock:
                 self.auth_failures += 1
                 self.request_log.append((method, path, "HTTP 401"))
             _send_json(handler, 401, {"errors": [{"message": "fake W&B backend: invalid API key"}]})
             return
-        if method == "POST" and path == "/graphql":
-            self._graphql(handler, body)
-            return
-        stream = _FILE_STREAM.match(path)
-        if method == "POST" and stream:
+        if stream:
             self._file_stream(handler, stream["entity"], stream["project"], stream["run"], body)
-            return
-        self._unknown(f"HTTP {method} {path}", method, path)
-        _send_json(handler, 404, {"error": f"fake W&B backend: no route {method} {path}"})
+        else:
+            self._graphql(handler, body)
 
     def _count(self, operation: str, method: str, path: str) -> None:
         with self._lock:
@@ -776,7 +777,9 @@ class FakeWandb:
         return {"agentHeartbeat": {"agent": {"id": agent.id}, "commands": json.dumps(commands)}}
 
     def _next_command(self, agent: FakeAgent) -> list[dict[str, Any]]:
-        import sweeps as sweep_engine
+        with warnings.catch_warnings():  # sweeps 0.3 trips pydantic-v2 deprecation warnings
+            warnings.simplefilter("ignore")
+            import sweeps as sweep_engine
 
         sweep = agent.sweep
         program = sweep.config.get("program")
