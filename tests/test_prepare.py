@@ -50,7 +50,9 @@ def test_overwrite_removes_domains_of_the_old_corpus(tmp_path):
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "a.txt").write_text("alpha\n\nbeta\n\ngamma\n\ndelta")
     corpus = tmp_path / "corpus"
-    text_cfg = DataConfig(dir=str(corpus), source="text", paths={"prose": [str(tmp_path / "docs")]}, txt_documents="blank_line")
+    text_cfg = DataConfig(
+        dir=str(corpus), source="text", paths={"prose": [str(tmp_path / "docs")]}, txt_documents="blank_line"
+    )
     prepare_corpus(text_cfg)
     assert (corpus / "prose").is_dir()
     prepare_corpus(_cfg(corpus, overwrite=True))
@@ -129,7 +131,8 @@ def _prepare_command() -> list[str]:
 def test_cli_builds_the_default_corpus_without_littering(tmp_path):
     corpus = tmp_path / "corpus"
     result = subprocess.run(
-        _prepare_command() + [f"data.dir={corpus}", "data.synthetic.train_scale=0.02", "data.synthetic.val_tokens=4096"],
+        _prepare_command()
+        + [f"data.dir={corpus}", "data.synthetic.train_scale=0.02", "data.synthetic.val_tokens=4096"],
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr

@@ -40,7 +40,8 @@ def test_same_seed_same_content_and_other_seed_differs(tmp_path):
     other = _prepare(tmp_path / "c", seed=4)
     assert first.content_hash == again.content_hash
     assert first.content_hash != other.content_hash
-    assert (tmp_path / "a" / "words" / "train.bin").read_bytes() == (tmp_path / "b" / "words" / "train.bin").read_bytes()
+    shard = ("words", "train.bin")
+    assert (tmp_path / "a").joinpath(*shard).read_bytes() == (tmp_path / "b").joinpath(*shard).read_bytes()
 
 
 def test_meta_has_domains_roles_blend_and_exact_sizes(tmp_path):
@@ -133,6 +134,7 @@ def test_unknown_domain_override_and_zero_sizes_are_user_errors():
 
 
 def test_train_token_overrides_reshape_the_prior():
-    corpus = generate_synthetic(SyntheticConfig(train_scale=0.01, train_tokens={"words": 2_000_000}, val_tokens=2048), 0)
+    cfg = SyntheticConfig(train_scale=0.01, train_tokens={"words": 2_000_000}, val_tokens=2048)
+    corpus = generate_synthetic(cfg, seed=0)
     assert corpus.splits["words"]["train"].size == 20_000
     assert corpus.splits["arith"]["train"].size == 2_000

@@ -139,7 +139,8 @@ def _existing_corpus(corpus_dir: Path, settings: dict[str, Any], overwrite: bool
             changed = sorted(k for k in set(settings) | set(old.source) if settings.get(k) != old.source.get(k))
             what = f"corpus {old.name!r} made with other settings (differ in: {', '.join(changed) or 'its shards'})"
         raise PrepareError(
-            f"data.dir={corpus_dir} already holds {what}; pass data.overwrite=true to rebuild it or choose another data.dir"
+            f"data.dir={corpus_dir} already holds {what}; "
+            "pass data.overwrite=true to rebuild it or choose another data.dir"
         )
     # Remove only what a corpus consists of, meta first: a half-removed corpus never looks finished.
     (corpus_dir / META_NAME).unlink(missing_ok=True)
@@ -169,7 +170,9 @@ def _build_text(cfg: DataConfig):
         documents = text.read_domain_file(cfg.file, text_field=cfg.text_field, domain_field=cfg.domain_field)
         unknown = sorted(set(cfg.targets) - set(documents))
         if unknown:
-            raise PrepareError(f"data.targets names {unknown}, which {cfg.file} lacks; its domains: {sorted(documents)}")
+            raise PrepareError(
+                f"data.targets names {unknown}, which {cfg.file} lacks; its domains: {sorted(documents)}"
+            )
     else:
         files = {d: text.resolve_paths(d, specs, cfg.text_suffixes) for d, specs in cfg.paths.items()}
         documents = text.read_domain_paths(
@@ -241,9 +244,8 @@ def format_domain_table(meta: CorpusMeta) -> str:
     lines = [f"{'domain':<{width}}  {'role':<6}  {'train tokens':>12}  {'val tokens':>10}  {'prior':>6}  description"]
     for domain, info in meta.domains.items():
         share = f"{prior[domain]:6.3f}" if domain in prior else f"{'-':>6}"
-        lines.append(
-            f"{domain:<{width}}  {info.role:<6}  {info.train_tokens:>12,}  {info.val_tokens:>10,}  {share}  {info.description}"
-        )
+        counts = f"{info.train_tokens:>12,}  {info.val_tokens:>10,}"
+        lines.append(f"{domain:<{width}}  {info.role:<6}  {counts}  {share}  {info.description}")
     total_train = sum(m.train_tokens for m in meta.domains.values())
     total_val = sum(m.val_tokens for m in meta.domains.values())
     lines.append(f"{'total':<{width}}  {'':<6}  {total_train:>12,}  {total_val:>10,}")

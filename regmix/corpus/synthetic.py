@@ -169,10 +169,21 @@ def _sample_chain(
     return [ids[i, : lengths[i]].astype(np.uint8) for i in range(n)]
 
 
-def _chain(field_name: str, symbols: np.ndarray, order: int) -> Callable[[Structure, np.random.Generator, int], Documents]:
+DomainGenerator = Callable[[Structure, np.random.Generator, int], Documents]
+
+
+_CHAIN_BATCH = 2048
+"""Documents stepped together: bounds memory (2048 x 1024 int64 = 16 MB) at any corpus size."""
+
+
+def _chain(field_name: str, symbols: np.ndarray, order: int) -> DomainGenerator:
     def generate(structure: Structure, rng: np.random.Generator, n_tokens: int) -> Documents:
         lengths = _doc_lengths(rng, n_tokens, 128, 1024)
-        return _sample_chain(rng, getattr(structure, field_name), symbols, lengths, order)
+        matrix = getattr(structure, field_name)
+        docs: Documents = []
+        for start in range(0, len(lengths), _CHAIN_BATCH):
+            docs.extend(_sample_chain(rng, matrix, symbols, lengths[start : start + _CHAIN_BATCH], order))
+        return docs
 
     return generate
 
@@ -214,10 +225,10 @@ def _words_docs(structure: Structure, rng: np.random.Generator, n_tokens: int) -
         sentences: list[list[str]] = [[] for _ in range(n_sentences)]
         for t, template in enumerate(_TEMPLATES):
             rows = np.flatnonzero(choice == t)
-            slots = [
-                [structure.lexicon[c][0][i] for i in rng.choice(len(structure.lexicon[c][0]), size=len(rows), p=structure.lexicon[c][1])]
-                for c in template.split()
-            ]
+            slots = []
+            for word_class in template.split():
+                words, probs = structure.lexicon[word_class]
+                slots.append([words[i] for i in rng.choice(len(words), size=len(rows), p=probs)])
             for j, row in enumerate(rows):
                 sentences[row] = [slot[j] for slot in slots]
         sizes = rng.integers(3, 25, size=n_sentences)
@@ -259,7 +270,7 @@ class DomainSpec:
     train_tokens: int
     """Training tokens at train_scale 1.0; these shape the token prior."""
     description: str
-    generate: Callable[[Structure, np.random.Generator, int], Documents]
+    generate: DomainGenerator
 
 
 DOMAINS: dict[str, DomainSpec] = {

@@ -117,7 +117,9 @@ def _read_table(path: Path, fmt: str, columns: Sequence[str]) -> dict[str, list]
                 try:
                     row = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise TextSourceError(f"{path} line {line_no} is not JSON ({exc.msg}); fix or drop that line") from None
+                    raise TextSourceError(
+                        f"{path} line {line_no} is not JSON ({exc.msg}); fix or drop that line"
+                    ) from None
                 if not isinstance(row, dict):
                     raise TextSourceError(f"{path} line {line_no} is not a JSON object; each line must be {{...}}")
                 for column in columns:
@@ -143,9 +145,16 @@ def _read_table(path: Path, fmt: str, columns: Sequence[str]) -> dict[str, list]
     for column in columns:
         if column not in frame.columns:
             raise TextSourceError(
-                f"{path} has no column {column!r} (columns: {list(frame.columns)}); set data.text_field / data.domain_field"
+                f"{path} has no column {column!r} (columns: {list(frame.columns)}); "
+                "set data.text_field / data.domain_field"
             )
     return {column: frame[column].tolist() for column in columns}
+
+
+def _not_text(path: Path, field: str, value: object) -> TextSourceError:
+    return TextSourceError(
+        f"{path}: field {field!r} holds {type(value).__name__} values, not text; set data.text_field"
+    )
 
 
 def _texts(values: Iterable, path: Path, field: str) -> list[str]:
@@ -154,7 +163,7 @@ def _texts(values: Iterable, path: Path, field: str) -> list[str]:
         if value is None:
             continue
         if not isinstance(value, str):
-            raise TextSourceError(f"{path}: field {field!r} holds {type(value).__name__} values, not text; set data.text_field")
+            raise _not_text(path, field, value)
         out.append(value)
     return out
 
@@ -179,9 +188,8 @@ def read_domain_paths(
     for domain, paths in files.items():
         docs: list[str] = []
         for path in paths:
-            docs.extend(
-                read_documents(path, fmt=file_format(path, text_suffixes), text_field=text_field, txt_documents=txt_documents)
-            )
+            fmt = file_format(path, text_suffixes)
+            docs.extend(read_documents(path, fmt=fmt, text_field=text_field, txt_documents=txt_documents))
         if not docs:
             raise TextSourceError(f"domain {domain!r} has no documents (its files are empty); give it text or drop it")
         documents[domain] = docs
@@ -196,7 +204,8 @@ def read_domain_file(path: str | os.PathLike, *, text_field: str, domain_field: 
     fmt = TABLE_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise TextSourceError(
-            f"unknown format of data.file {path} (suffix {path.suffix or 'none'!r}); use a .jsonl, .parquet or .csv file"
+            f"unknown format of data.file {path} (suffix {path.suffix or 'none'!r}); "
+            "use a .jsonl, .parquet or .csv file"
         )
     table = _read_table(path, fmt, [text_field, domain_field])
     documents: dict[str, list[str]] = {}
@@ -204,7 +213,7 @@ def read_domain_file(path: str | os.PathLike, *, text_field: str, domain_field: 
         if text is None or domain is None:
             continue
         if not isinstance(text, str):
-            raise TextSourceError(f"{path}: field {text_field!r} holds {type(text).__name__} values, not text; set data.text_field")
+            raise _not_text(path, text_field, text)
         if text.strip():
             documents.setdefault(str(domain), []).append(text)
     if not documents:
