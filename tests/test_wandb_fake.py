@@ -127,8 +127,12 @@ def test_server_side_filters_through_the_real_client(fake):
 
 def test_config_comes_back_in_w_and_b_storage_form(fake):
     run = fake.add_run(config={"mixture": {"weights": {"a": 1.0}}, "mixture.index": 4})
-    query = "query Run($project: String!, $entity: String!, $name: String!) { project(name: $project, entityName: $entity) { run(name: $name) { config } } }"
-    _, body = post(fake.url, {"query": query, "variables": {"project": fake.project, "entity": fake.entity, "name": run.name}})
+    query = (
+        "query Run($project: String!, $entity: String!, $name: String!) "
+        "{ project(name: $project, entityName: $entity) { run(name: $name) { config } } }"
+    )
+    variables = {"project": fake.project, "entity": fake.entity, "name": run.name}
+    _, body = post(fake.url, {"query": query, "variables": variables})
     stored = json.loads(body["data"]["project"]["run"]["config"])
     assert stored["mixture"]["value"] == {"weights": {"a": 1.0}} and stored["mixture.index"]["value"] == 4
     assert run.plain_config["mixture"] == {"weights": {"a": 1.0}}
@@ -139,8 +143,10 @@ def test_file_stream_moves_a_run_through_its_states(fake):
     path = f"/files/{fake.entity}/{fake.project}/{run.name}/file_stream"
     history = {"offset": 0, "content": [json.dumps({"loss": 1.0, "_step": 0})]}
     summary = {"offset": 0, "content": [json.dumps({"val/a/loss": 2.5})]}
-    assert post(fake.url, {"files": {"wandb-history.jsonl": history, "wandb-summary.json": summary}}, path=path)[0] == 200
-    assert run.state == "running" and run.history == [{"loss": 1.0, "_step": 0}] and run.summary == {"val/a/loss": 2.5}
+    files = {"wandb-history.jsonl": history, "wandb-summary.json": summary}
+    assert post(fake.url, {"files": files}, path=path)[0] == 200
+    assert run.state == "running" and run.history == [{"loss": 1.0, "_step": 0}]
+    assert run.summary == {"val/a/loss": 2.5}
     post(fake.url, {"preempting": True}, path=path)
     post(fake.url, {"complete": True, "exitcode": 143}, path=path)
     assert run.state == "preempted" and run.exitcode == 143

@@ -30,6 +30,7 @@ import re
 import string
 import sys
 import threading
+import time
 import traceback
 import warnings
 from collections import Counter
@@ -213,6 +214,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the Go client in wandb-core expects
+    # Headers and body go out in two writes; with Nagle on, the second waits for the client's
+    # delayed ACK (~40 ms a response on Linux), which would dominate every benchmark figure.
+    disable_nagle_algorithm = True
     server: _Server
 
     def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
@@ -246,8 +250,11 @@ class FakeWandb:
         api_key: str = DUMMY_API_KEY,
         seed: int = 0,
         strict: bool = True,
+        latency_s: float = 0.0,
     ) -> None:
         self.entity = entity
+        self.latency_s = latency_s
+        """Delay added to every GraphQL answer (seconds): a WAN round trip, for benchmarks."""
         self.project = project
         self.strict = strict
         self._api_key = api_key
@@ -517,6 +524,8 @@ class FakeWandb:
             _send_json(handler, 200, {"errors": [{"message": message}], "data": None})
             return
         self._count(name, "POST", "/graphql")
+        if self.latency_s > 0:
+            time.sleep(self.latency_s)
         with self._lock:
             flaky = self._failures.get(name, 0) > 0
             if flaky:
@@ -713,7 +722,11 @@ class FakeWandb:
     def _sweep_node(self, sweep: FakeSweep) -> dict[str, Any]:
         import yaml
 
-        runs = [r for r in self.runs.values() if r.sweep == sweep.name and (r.entity, r.project) == (sweep.entity, sweep.project)]
+        runs = [
+            r
+            for r in self.runs.values()
+            if r.sweep == sweep.name and (r.entity, r.project) == (sweep.entity, sweep.project)
+        ]
         return {
             "__typename": "Sweep",
             "id": sweep.storage_id,
