@@ -185,5 +185,6 @@ def write_corpus(
     fd, tmp = tempfile.mkstemp(dir=corpus_dir, prefix=".meta.", suffix=".tmp")
     with os.fdopen(fd, "w") as fh:
         json.dump(meta.to_json(), fh, indent=2)
+    os.chmod(tmp, 0o644)  # mkstemp creates 0600; a corpus is meant to be shared
     os.replace(tmp, corpus_dir / META_NAME)
     return meta
