@@ -1,0 +1,14 @@
+"""The analysis side of regmix: from finished proxy runs to the mixture for the target run.
+
+Stages, each a module with one job (all torch-free; `regmix-fit` runs them in order):
+
+- `sources`      runs from local run records, CSV tables or the W&B API, as one raw table;
+- `runs_table`   validation: finished runs only, named domains, finite losses, valid weights,
+                 duplicate mixtures merged (their spread kept), model sizes/corpora not mixed;
+- `target`       the loss to minimise: one domain or a weighted combination;
+- `regressors`   scikit-learn estimators (ridge, LightGBM, XGBoost) keyed by domain name;
+- `compare`      out-of-fold (and held-out test) Spearman, Pearson, MSE, R2; which one drives;
+- `simulate`     candidates from the prior, screened and scored in chunks, top-k aggregated;
+- `emit`         the chosen mixture as a Hydra config entry (conf/mixture/<out>.yaml);
+- `report`, `plots`  markdown, CSV and PNG figures; `fit.run_fit` ties it together.
+"""

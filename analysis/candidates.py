@@ -1,0 +1,224 @@
+"""Simulation candidates: RegMix's generator, streamed in float32 chunks, within caps and minimums.
+
+The generator is the one `regmix.sampler` uses for proxy tables (SamplerConfig's semantics):
+temper the prior (p**temperature), pick a strength per draw from log-spaced values, draw
+Dirichlet(p_T * s) in log space, reject draws above min(cap_multiplier * p, 1), zero weights
+below min_weight and renormalise. Here it runs in float32 and skips the grid and dedup: a
+simulation scores a million throwaway candidates, and float32 halves the time and memory of
+drawing them (weights keep ~7 significant digits; every kept weight is >= min_weight).
+
+On top of it the analysis adds the user's constraints:
+
+- minimums m: a draw d becomes m + (1 - sum m) * d, so every candidate meets them exactly;
+- caps c: candidates with any weight above c are rejected (and drawn again).
+
+Both are convex (box) constraints, so any average of candidates meets them too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from analysis.errors import AnalysisError
+from regmix.config import SamplerConfig
+from regmix.mixture import check_domains
+from regmix.sampler import SamplerError, normalize_prior
+
+#: Give up when fewer than this share of draws meets the caps (the caps are then nearly
+#: infeasible under the prior, and the run would only spin).
+MIN_ACCEPTANCE = 1e-3
+
+
+@dataclass(frozen=True)
+class CandidateSpace:
+    """Where candidates live: the prior, the generator's settings and the user's box constraints."""
+
+    domains: tuple[str, ...]
+    prior: np.ndarray
+    """Untempered token prior (sums to 1), in `domains` order."""
+    settings: SamplerConfig
+    minimums: np.ndarray
+    caps: np.ndarray
+    """User caps (1 where none)."""
+
+    @property
+    def generator_cap(self) -> np.ndarray:
+        """min(cap_multiplier * prior, 1): the generator rejects draws above it."""
+        return np.minimum(self.settings.cap_multiplier * self.prior, 1.0)
+
+    @property
+    def lower(self) -> np.ndarray:
+        return self.minimums
+
+    @property
+    def upper(self) -> np.ndarray:
+        """Largest weight a candidate can have: the user cap, and the generator's cap as the
+        minimums transform maps it."""
+        return np.minimum(self.caps, self.minimums + (1.0 - self.minimums.sum()) * self.generator_cap)
+
+    def prior_dict(self) -> dict[str, float]:
+        return dict(zip(self.domains, map(float, self.prior)))
+
+
+def _check_settings(s: SamplerConfig) -> None:
+    rules = [
+        ("temperature", s.temperature > 0, "use a positive number (reference: 0.5)"),
+        ("min_strength", s.min_strength > 0, "use a positive Dirichlet strength (reference: 0.1)"),
+        ("max_strength", s.max_strength >= s.min_strength, f"use a number >= min_strength={s.min_strength}"),
+        ("n_strengths", s.n_strengths >= 1, "use at least 1 (reference: 15)"),
+        ("cap_multiplier", s.cap_multiplier >= 1, "use >= 1 (reference: 15)"),
+        ("min_weight", 0 <= s.min_weight < 1, "use a weight in [0, 1) (reference: 2e-4)"),
+    ]
+    for name, ok, fix in rules:
+        if not ok:
+            raise AnalysisError(f"simulation.sampler.{name}={getattr(s, name)!r} is invalid: {fix}")
+
+
+def _strengths(s: SamplerConfig) -> np.ndarray:
+    if s.n_strengths == 1 or s.min_strength == s.max_strength:
+        return np.array([s.min_strength])
+    return np.geomspace(s.min_strength, s.max_strength, s.n_strengths)
+
+
+def _bounds(values: Mapping[str, float], domains: Sequence[str], what: str, default: float) -> np.ndarray:
+    check_domains(values, domains, what=f"simulation.{what}")
+    out = np.full(len(domains), default, dtype=np.float64)
+    for i, d in enumerate(domains):
+        if d in values:
+            v = float(values[d])
+            if not (0.0 <= v <= 1.0):
+                raise AnalysisError(f"simulation.{what}.{d}={v} is outside [0, 1]; give a weight between 0 and 1")
+            out[i] = v
+    return out
+
+
+def candidate_space(
+    domains: Sequence[str],
+    prior: Mapping[str, float],
+    settings: SamplerConfig,
+    *,
+    caps: Mapping[str, float] | None = None,
+    minimums: Mapping[str, float] | None = None,
+) -> CandidateSpace:
+    """Validate prior and constraints against the train domains; raise `AnalysisError` on conflict."""
+    domains = list(domains)
+    _check_settings(settings)
+    try:
+        shares = normalize_prior(prior, domains)
+    except SamplerError as exc:
+        raise AnalysisError(f"{exc} (set simulation.sampler.prior={{domain: share}})") from None
+    lo = _bounds(minimums or {}, domains, "minimums", 0.0)
+    hi = _bounds(caps or {}, domains, "caps", 1.0)
+    if lo.sum() >= 1.0:
+        raise AnalysisError(f"simulation.minimums sum to {lo.sum():.4g}; they must leave room below 1")
+    clash = [d for d, a, b in zip(domains, lo, hi) if a > b]
+    if clash:
+        raise AnalysisError(f"simulation minimums exceed caps for {clash}; lower the minimum or raise the cap")
+    space = CandidateSpace(tuple(domains), np.array([shares[d] for d in domains]), settings, lo, hi)
+    if space.upper.sum() < 1.0 - 1e-9:
+        raise AnalysisError(
+            f"the caps allow at most {space.upper.sum():.4g} in total (user caps and "
+            f"{settings.cap_multiplier:g} x prior); raise simulation.caps or sampler.cap_multiplier"
+        )
+    return space
+
+
+def _draw(space: CandidateSpace, rng: np.random.Generator, rows: int) -> np.ndarray:
+    """`rows` generator draws (float32, domain order) that meet the generator's caps.
+
+    Log-space gamma variates, G(a) = G(a + 1) * U**(1/a): log G = log G(a + 1) - E / a with
+    E ~ Exp(1); rows normalise by a softmax, so concentrations down to ~1e-6 never give 0/0.
+    """
+    f32 = np.float32
+    support = space.prior > 0
+    tempered = space.prior[support] ** space.settings.temperature
+    tempered = (tempered / tempered.sum()).astype(f32)
+    strengths = _strengths(space.settings).astype(f32)
+    alpha = strengths[rng.integers(len(strengths), size=rows)][:, None] * tempered[None, :]
+    log_g = rng.standard_gamma(alpha + f32(1.0), dtype=f32)
+    np.log(np.maximum(log_g, np.finfo(f32).tiny, out=log_g), out=log_g)
+    noise = rng.standard_exponential(alpha.shape, dtype=f32)
+    noise /= alpha
+    log_g -= noise
+    log_g -= log_g.max(axis=1, keepdims=True)
+    np.exp(log_g, out=log_g)
+    log_g /= log_g.sum(axis=1, keepdims=True)
+    draw = np.zeros((rows, len(space.domains)), dtype=f32)
+    draw[:, support] = log_g
+    cap = space.generator_cap.astype(f32)
+    draw = draw[np.all(draw <= cap, axis=1)]
+    if space.settings.min_weight > 0:
+        # RegMix's step 4 without the grid: tiny weights carry no data, and left in they would
+        # make every top candidate (and any aggregate of them) touch every domain.
+        draw[draw < space.settings.min_weight] = 0.0
+        draw /= draw.sum(axis=1, keepdims=True)
+        draw = draw[np.all(draw <= cap, axis=1)]
+    return draw
+
+
+def iter_candidates(
+    space: CandidateSpace, n: int, *, chunk_rows: int, seed: int, stats: dict | None = None
+) -> Iterator[np.ndarray]:
+    """Yield `n` candidates in total, in chunks of at most `chunk_rows` rows (float32, domain order).
+
+    `stats` (a dict, updated in place) counts rows drawn and accepted.
+    """
+    if n < 1:
+        raise AnalysisError(f"simulation.n_candidates={n}; ask for at least 1")
+    rng = np.random.default_rng(seed)
+    stats = stats if stats is not None else {}
+    stats.update(drawn=0, accepted=0)
+    free = np.float32(1.0 - space.minimums.sum())
+    minimums = space.minimums.astype(np.float32)
+    caps = space.caps.astype(np.float32) + np.float32(1e-7)  # float32 rounding of m + free * d
+    user_capped = bool(np.any(space.caps < 1.0))
+    while stats["accepted"] < n:
+        want = min(chunk_rows, n - stats["accepted"])
+        # Ask for a little more than is still needed, by the acceptance seen so far.
+        rate = stats["accepted"] / stats["drawn"] if stats["drawn"] else 0.6
+        rows = int(min(chunk_rows, max(want / max(rate, MIN_ACCEPTANCE) * 1.05, 1024)))
+        weights = _draw(space, rng, rows)
+        stats["drawn"] += rows
+        if free < 1.0:
+            weights = minimums + free * weights
+        if user_capped:
+            weights = weights[np.all(weights <= caps, axis=1)]
+        weights = weights[:want]
+        stats["accepted"] += len(weights)
+        if len(weights):
+            yield weights
+        if stats["drawn"] >= 20 * chunk_rows and stats["accepted"] < MIN_ACCEPTANCE * stats["drawn"]:
+            raise AnalysisError(
+                f"only {stats['accepted']} of {stats['drawn']} drawn candidates meet the caps; "
+                "the caps (simulation.caps, sampler.cap_multiplier) leave almost nothing under this prior: loosen them"
+            )
+
+
+def fit_to_bounds(weights: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray | None:
+    """Scale `weights` to sum 1 within [lower, upper]: clip(c * w, lower, upper) with c by bisection.
+
+    Domains with weight 0 stay at their minimum (usually 0): no weight is spread onto domains
+    the weights left out. None when no scale reaches 1.
+    """
+    w = np.asarray(weights, dtype=np.float64)
+
+    def total(c: float) -> float:
+        return float(np.clip(c * w, lower, upper).sum())
+
+    positive = w > 0
+    # Largest reachable total: positive weights at their caps, the others at their minimums.
+    if not positive.any() or np.where(positive, upper, lower).sum() < 1.0 - 1e-12 or total(0.0) > 1.0 + 1e-12:
+        return None
+    lo, hi = 0.0, 1.0 / w.sum()
+    for _ in range(2100):  # doublings: 2**2100 overflows past any upper/w ratio of float64
+        if total(hi) >= 1.0 - 1e-12:
+            break
+        lo, hi = hi, 2.0 * hi
+    for _ in range(100):  # bisection within a factor 2 of the answer: exact in float64
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if total(mid) < 1.0 else (lo, mid)
+    out = np.clip(hi * w, lower, upper)
+    return out / out.sum()

@@ -1,0 +1,44 @@
+"""`regmix-fit`: fit regressors on finished proxy runs, simulate, emit the best mixture.
+
+    regmix-fit source=local sweep=demo target=<domain>
+    regmix-fit source=paper                                   # the paper's released runs
+    regmix-fit source=csv source.mixtures=m.csv source.losses=l.csv target=<domain>
+
+Writes conf/mixture/<out>.yaml (train on it with `regmix-train mixture=<out>`) and a report
+folder (reports/<name>/ by default); prints both paths at the end.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from analysis.config import FitAppConfig, register_fit_configs
+from regmix.cli.hydra_app import CONF_DIR, user_errors_exit
+
+register_fit_configs()
+
+
+def _command() -> str:
+    """This command line as typed (Hydra overrides), for the emitted file's provenance."""
+    from hydra.core.hydra_config import HydraConfig
+
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    return shlex.join(["regmix-fit", *overrides])
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="fit")
+@user_errors_exit
+def main(cfg: DictConfig) -> None:
+    from analysis.fit import run_fit
+    from analysis.report import summary_text
+
+    app: FitAppConfig = OmegaConf.to_object(cfg)
+    result = run_fit(app, command=_command())
+    print(summary_text(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""Typed config of `regmix-fit`: every default lives here; YAML under conf/ only overrides.
+
+Library code receives these plain dataclasses (`OmegaConf.to_object`), never a `DictConfig`.
+Torch-free, like the whole analysis side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from analysis.sources.wandb_api import WandbSourceConfig
+from regmix.config import SamplerConfig
+
+
+@dataclass
+class SourceConfig:
+    """Where the runs come from: `local` run records, `csv` tables, or the `wandb` API."""
+
+    kind: str = "local"
+    """'local' (result.json records under `root`), 'csv' (`mixtures` + `losses`) or 'wandb'."""
+    label: Optional[str] = None
+    """Name of the source in reports and provenance; None = `kind`."""
+    root: str = "runs/${sweep}"
+    """local: folder searched recursively for run records (the training app's out_dir)."""
+    mixtures: Optional[str] = None
+    """csv: mixtures table (an index column, then one weight column per domain)."""
+    losses: Optional[str] = None
+    """csv: losses table (the same index column, then one loss column per domain)."""
+    index: str = "index"
+    """csv: the column both tables are joined on."""
+    weight_prefix: str = ""
+    """csv: stripped from weight column names to give domain names (e.g. 'train_the_pile_')."""
+    weight_suffix: str = ""
+    loss_prefix: str = ""
+    """csv: stripped from loss column names (e.g. 'metric/the_pile_'); columns without it are ignored."""
+    loss_suffix: str = ""
+    """csv: e.g. '_val_loss'."""
+    rename: Dict[str, str] = field(default_factory=dict)
+    """csv: domain renames applied after stripping (old -> new)."""
+    model: Optional[str] = None
+    """csv: model size of every run (tables carry none); used to refuse mixing sizes."""
+    tokens: Optional[int] = None
+    """csv: training tokens of every run."""
+    corpus: Optional[str] = None
+    """csv: corpus identity of every run."""
+    wandb: WandbSourceConfig = field(default_factory=WandbSourceConfig)
+    """wandb: which runs to pull."""
+
+
+@dataclass
+class RidgeConfig:
+    """Linear regression on the weights; the L2 strength is chosen by efficient leave-one-out CV."""
+
+    alpha_min: float = 1e-6
+    alpha_max: float = 1e3
+    n_alphas: int = 28
+    """Alphas tried: n_alphas log-spaced values in [alpha_min, alpha_max]."""
+
+
+@dataclass
+class LightGBMConfig:
+    """Gradient-boosted trees (LightGBM). Defaults: the paper's recipe (lr 0.01, 1000 rounds)."""
+
+    n_estimators: int = 1000
+    learning_rate: float = 0.01
+    num_leaves: int = 31
+    min_child_samples: Optional[int] = None
+    """Fewest runs in a leaf; None = scaled with the runs (n // 20, within [2, 20]): LightGBM's
+    default 20 leaves a handful of runs unsplittable and the model predicts a constant."""
+    subsample: float = 1.0
+    """Row fraction per tree (< 1 turns bagging on; needs `random_state`)."""
+    colsample_bytree: float = 1.0
+    reg_lambda: float = 0.0
+    n_jobs: int = 1
+    """Threads for fitting: one is fastest on a few hundred runs (thread start-up dominates)."""
+
+
+@dataclass
+class XGBoostConfig:
+    """Gradient-boosted trees (XGBoost, histogram method)."""
+
+    n_estimators: int = 500
+    learning_rate: float = 0.03
+    max_depth: int = 4
+    min_child_weight: float = 1.0
+    """Fewest runs (hessian weight) in a leaf; XGBoost's default already suits small sweeps."""
+    subsample: float = 0.8
+    colsample_bytree: float = 1.0
+    reg_lambda: float = 1.0
+    n_jobs: int = 1
+
+
+@dataclass
+class RegressorsConfig:
+    """Which regressors are compared, how, and which one drives the simulation."""
+
+    compare: List[str] = field(default_factory=lambda: ["ridge", "lightgbm", "xgboost"])
+    """Regressors scored out of fold (and on the test source when one is given)."""
+    drive: str = "auto"
+    """The regressor whose predictions pick the mixture: a name from `compare`, 'best_oof'
+    (highest out-of-fold Spearman), or 'auto': LightGBM (the paper's choice) once there are
+    `min_runs_for_trees` runs, ridge below that (see docs: with few runs a tree model is
+    near-constant and the argmax of any regressor is an extrapolation)."""
+    min_runs_for_trees: int = 128
+    """auto: fewest (merged) runs for a tree model to drive. RegMix data: LightGBM test Spearman
+    93.7 at 64 runs, 97.7 at 128; a 48-run demo emitted better mixtures with ridge."""
+    folds: int = 5
+    """K of the K-fold out-of-fold comparison (fewer when there are fewer runs)."""
+    seed: int = 0
+    """Fold split and the random_state of every regressor."""
+    n_jobs: int = 0
+    """Threads fitting folds side by side; 0 = every core."""
+    ridge: RidgeConfig = field(default_factory=RidgeConfig)
+    lightgbm: LightGBMConfig = field(default_factory=LightGBMConfig)
+    xgboost: XGBoostConfig = field(default_factory=XGBoostConfig)
+    screen: LightGBMConfig = field(
+        default_factory=lambda: LightGBMConfig(n_estimators=50, learning_rate=0.1)
+    )
+    """The cheap model that screens simulation candidates before the driving regressor
+    re-scores the best of them (see SimulationConfig.screen_keep). On the paper's data its
+    top 1% held all of the 1000-tree model's top 100 of 1M candidates."""
+
+
+@dataclass
+class SimulationConfig:
+    """Candidates drawn from the prior, scored by the driving regressor, the top k aggregated."""
+
+    n_candidates: int = 1_000_000
+    """Candidates scored (drawn until this many meet the caps). Paper: 1,000,000."""
+    top_k: int = 100
+    """Best candidates aggregated into the chosen mixture. Paper: 100."""
+    aggregate: str = "median"
+    """'median' (per domain, renormalised within the caps) or 'mean' (the paper). The mean
+    gives every small weight of every top candidate to the average; tree models split at
+    tiny weights, so it can land in worse leaves than any of the candidates it averages."""
+    seed: int = 0
+    chunk_size: int = 131_072
+    """Candidates per chunk (fewer with many domains: see chunk_bytes)."""
+    chunk_bytes: int = 32 * 2**20
+    """Bound on one chunk's weights (bytes): memory stays flat whatever n_candidates is."""
+    screen_keep: int = 10_000
+    """Candidates the screen model passes per block to the driving regressor; 0 = no screen
+    (the driving regressor predicts every candidate, as the paper's recipe does)."""
+    screen_blocks: int = 4
+    """Blocks of `screen_keep` held back: re-scoring goes on block by block while the last
+    block still contributes to the top k (the screen's safety margin)."""
+    predict_threads: int = 0
+    """Threads for predicting candidates; 0 = every core."""
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    """RegMix's generator (tempered prior, log-spaced strengths, caps = cap_multiplier * prior).
+    `sampler.prior` overrides the token prior the runs recorded."""
+    caps: Dict[str, float] = field(default_factory=dict)
+    """Largest weight per domain (on top of the sampler's caps)."""
+    minimums: Dict[str, float] = field(default_factory=dict)
+    """Smallest weight per domain."""
+
+
+@dataclass
+class FitAppConfig:
+    """`regmix-fit`: proxy runs -> compared regressors -> simulated candidates -> emitted mixture."""
+
+    source: SourceConfig = field(default_factory=SourceConfig)
+    test: Optional[SourceConfig] = None
+    """Held-out runs the fitted regressors are also scored on (never used for fitting)."""
+    sweep: str = "default"
+    """Sweep name: the local source reads runs/<sweep>/ by default."""
+    name: str = "${sweep}"
+    """Name of this analysis: report folder and default emitted name."""
+    target: Any = None
+    """Loss to minimise: a domain (target=pile_cc), a list of domains (equal weights) or a
+    mapping domain -> weight ('target={pile_cc: 3, wikipedia_en: 1}'); weights are normalised,
+    so the target is a weighted mean of per-domain validation losses."""
+    allow_mixed: bool = False
+    """Accept runs of different model sizes, corpora or token budgets in one table."""
+    regressor: RegressorsConfig = field(default_factory=RegressorsConfig)
+    simulation: SimulationConfig = field(default_factory=SimulationConfig)
+    out: Optional[str] = None
+    """Name of the emitted mixture (mixture=<out> in regmix-train); None = <name>_<target>."""
+    mixture_dir: Optional[str] = None
+    """Where the mixture is emitted; None = the project's conf/mixture (where regmix-train looks)."""
+    overwrite: bool = False
+    """Replace an emitted mixture of the same name (refused by default)."""
+    weight_decimals: int = 4
+    """Emitted weights are rounded to this many decimals (largest remainder: they sum to 1)."""
+    report_dir: str = "reports/${name}"
+    """Report folder: report.md, CSV tables, PNG plots (and nothing in outputs/)."""
+    plots: bool = True
+
+
+def register_fit_configs() -> None:
+    """Register the schema with Hydra's ConfigStore (idempotent)."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(name="fit_schema", node=FitAppConfig)

@@ -1,0 +1,354 @@
+"""`run_fit`: runs -> validated table -> compared regressors -> simulation -> emitted mixture + report.
+
+The Hydra app (`analysis.cli`) is a thin shell over this function; the demo and the tests call
+it directly with a `FitAppConfig`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis.candidates import CandidateSpace, candidate_space
+from analysis.compare import Comparison, choose_drive, compare_regressors
+from analysis.config import FitAppConfig, SourceConfig
+from analysis.emit import check_free, emit_mixture, mixture_path, round_weights
+from analysis.errors import AnalysisError
+from analysis.regressors import REGRESSORS, build_regressor, build_screen, is_linear
+from analysis.regressors.base import prediction_threads
+from analysis.runs_table import DropReport, RawRuns, RunsTable, check_usable, validate_runs
+from analysis.simulate import SimulationResult, simulate
+from analysis.sources import load_runs
+from analysis.target import Target, parse_target
+from regmix.mixture import Mixture
+
+
+@dataclass
+class FitResult:
+    """Everything `regmix-fit` produced; the report and the emitted file are on disk too."""
+
+    comparison: pd.DataFrame
+    """Scores per regressor (oof_* and test_* spearman/pearson/mse/r2, fit_s)."""
+    drive: str
+    drive_reason: str
+    mixture: Mixture
+    """The emitted mixture (rounded weights over every train domain)."""
+    predicted: dict[str, float]
+    """Target loss the driving regressor predicts for: chosen, best_candidate, prior, uniform, best_run."""
+    best_run: dict
+    """The run with the lowest observed target loss: id, loss, predicted, weights."""
+    emitted: Path
+    report_dir: Path
+    target: Target
+    table: RunsTable
+    drops: DropReport
+    test_table: RunsTable | None = None
+    test_drops: DropReport | None = None
+    simulation: dict = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    details: dict = field(default_factory=dict)
+    """Arrays the report draws from: oof/test predictions, top candidates, prior, bounds."""
+
+
+def _logged(raw: RawRuns) -> list[str]:
+    return [c for c in raw.losses.columns if raw.losses[c].notna().any()]
+
+
+def _sweep_id(cfg: SourceConfig, sweep: str) -> str | None:
+    if cfg.kind == "wandb":
+        return cfg.wandb.sweep or cfg.wandb.group
+    return sweep if cfg.kind == "local" else (cfg.label or cfg.kind)
+
+
+def _load_test(cfg: FitAppConfig, target: Target, domains: list[str]) -> tuple[RunsTable, DropReport]:
+    raw = load_runs(cfg.test)
+    missing = [d for d in target.domains if d not in _logged(raw)]
+    if missing:
+        raise AnalysisError(f"the test runs ({raw.location}) logged no loss for target domain(s) {missing}")
+    table, drops = validate_runs(raw, required_losses=target.domains, allow_mixed=cfg.allow_mixed, min_runs=2)
+    if set(table.domains) != set(domains):
+        only_train = sorted(set(domains) - set(table.domains))
+        only_test = sorted(set(table.domains) - set(domains))
+        raise AnalysisError(
+            f"the test runs name other domains than the training runs: only in training {only_train}, "
+            f"only in test {only_test}; use runs of the same corpus (or fix the column mapping/rename)"
+        )
+    return table, drops
+
+
+def _prior(cfg: FitAppConfig, table: RunsTable, warnings: list[str]) -> dict[str, float]:
+    if cfg.simulation.sampler.prior:
+        return dict(cfg.simulation.sampler.prior)
+    if table.prior:
+        return {d: table.prior.get(d, 0.0) for d in table.domains}
+    warnings.append(
+        "the runs carry no token prior: candidates are drawn around a uniform prior "
+        "(set simulation.sampler.prior={domain: share} for RegMix's token prior)"
+    )
+    return {d: 1.0 for d in table.domains}
+
+
+def _chunk_rows(cfg: FitAppConfig, n_domains: int) -> int:
+    return int(max(1024, min(cfg.simulation.chunk_size, cfg.simulation.chunk_bytes // (8 * n_domains))))
+
+
+def _predict(model, weights: np.ndarray) -> float:
+    return float(model.predict(np.asarray(weights, dtype=np.float64)[None, :])[0])
+
+
+def run_fit(cfg: FitAppConfig, *, command: str | None = None, progress: bool = True) -> FitResult:
+    """Run the whole analysis for `cfg`; write the mixture config and the report; return a summary.
+
+    Raises `AnalysisError` (a ValueError) for input it cannot use, before any slow step when it can.
+    """
+    timings: dict[str, float] = {}
+    warnings: list[str] = []
+    clock = time.perf_counter()
+
+    raw = load_runs(cfg.source)
+    check_usable(raw)  # empty / unreadable / unfinished: say so before anything about the target
+    target = parse_target(cfg.target, _logged(raw))
+    out = cfg.out or f"{cfg.name}_{target.slug}"
+    path = mixture_path(out, cfg.mixture_dir)
+    check_free(path, cfg.overwrite)
+    unknown = [n for n in cfg.regressor.compare if n not in REGRESSORS]
+    if unknown or not cfg.regressor.compare:
+        raise AnalysisError(f"regressor.compare={list(cfg.regressor.compare)}: use some of {sorted(REGRESSORS)}")
+
+    table, drops = validate_runs(raw, required_losses=target.domains, allow_mixed=cfg.allow_mixed)
+    domains = table.domains
+    test_table = test_drops = None
+    if cfg.test is not None:
+        test_table, test_drops = _load_test(cfg, target, domains)
+    timings["load_s"] = time.perf_counter() - clock
+
+    X, y = table.weights, target.values(table.losses)
+    X_test = test_table.weights[domains] if test_table is not None else None
+    y_test = target.values(test_table.losses) if test_table is not None else None
+    threads = cfg.simulation.predict_threads
+    estimators = {
+        n: build_regressor(n, cfg.regressor, seed=cfg.regressor.seed, predict_threads=threads)
+        for n in dict.fromkeys(cfg.regressor.compare)
+    }
+    clock = time.perf_counter()
+    comparison = compare_regressors(
+        estimators,
+        X,
+        y,
+        folds=cfg.regressor.folds,
+        seed=cfg.regressor.seed,
+        X_test=X_test,
+        y_test=y_test,
+        n_jobs=prediction_threads(cfg.regressor.n_jobs),
+    )
+    timings["compare_s"] = time.perf_counter() - clock
+    drive, why = choose_drive(
+        comparison, drive=cfg.regressor.drive, n_runs=len(table), min_runs_for_trees=cfg.regressor.min_runs_for_trees
+    )
+    model = comparison.models[drive]
+    best_oof = comparison.table["oof_spearman"].idxmax() if comparison.table["oof_spearman"].notna().any() else drive
+    if best_oof != drive:
+        warnings.append(
+            f"{best_oof} has a higher out-of-fold Spearman than the driving {drive} "
+            f"({comparison.table.loc[best_oof, 'oof_spearman']:.4f} vs {comparison.table.loc[drive, 'oof_spearman']:.4f}); "
+            f"regressor.drive={best_oof} would let it pick the mixture"
+        )
+
+    space = candidate_space(
+        domains,
+        _prior(cfg, table, warnings),
+        cfg.simulation.sampler,
+        caps=cfg.simulation.caps,
+        minimums=cfg.simulation.minimums,
+    )
+    clock = time.perf_counter()
+    screen = None
+    if not is_linear(drive) and cfg.simulation.screen_keep > 0:
+        screen = build_screen(cfg.regressor, seed=cfg.regressor.seed, predict_threads=threads).fit(X, y)
+    sim = simulate(
+        model,
+        space,
+        n_candidates=cfg.simulation.n_candidates,
+        top_k=cfg.simulation.top_k,
+        aggregate=cfg.simulation.aggregate,
+        seed=cfg.simulation.seed,
+        chunk_rows=_chunk_rows(cfg, len(domains)),
+        screen=screen,
+        screen_keep=cfg.simulation.screen_keep,
+        screen_blocks=cfg.simulation.screen_blocks,
+        progress=progress,
+    )
+    timings["simulate_s"] = time.perf_counter() - clock
+
+    weights = round_weights(dict(zip(domains, sim.weights)), cfg.weight_decimals, upper=space.upper)
+    mixture = Mixture(weights, domains=domains, tolerance=1e-6)
+    vector = mixture.vector(domains)
+    best_pos = int(np.argmin(y))
+    predicted = {
+        "chosen": _predict(model, vector),
+        "best_candidate": float(sim.top_predicted[0]),
+        "prior": _predict(model, space.prior),
+        "uniform": _predict(model, np.full(len(domains), 1.0 / len(domains))),
+        "best_run": _predict(model, X.to_numpy()[best_pos]),
+    }
+    best_run = {
+        "id": str(X.index[best_pos]),
+        "loss": float(y[best_pos]),
+        "predicted": predicted["best_run"],
+        "weights": dict(zip(domains, map(float, X.to_numpy()[best_pos]))),
+    }
+    nearest = float(np.abs(X.to_numpy() - vector[None, :]).sum(axis=1).min())
+    _check_outcome(predicted, sim, nearest, warnings)
+
+    provenance = _provenance(
+        cfg, command, raw, table, drops, test_table, target, comparison, drive, why, model, space, sim, predicted, best_run, nearest
+    )
+    header = _header(out, target, drive, comparison, table, cfg, predicted, command)
+    emitted = emit_mixture(path, name=out, weights=weights, provenance=provenance, header=header, overwrite=cfg.overwrite)
+
+    result = FitResult(
+        comparison=comparison.table,
+        drive=drive,
+        drive_reason=why,
+        mixture=mixture,
+        predicted=predicted,
+        best_run=best_run,
+        emitted=emitted,
+        report_dir=Path(cfg.report_dir),
+        target=target,
+        table=table,
+        drops=drops,
+        test_table=test_table,
+        test_drops=test_drops,
+        simulation={**sim.stats, "nearest_run_l1": nearest},
+        timings=timings,
+        warnings=warnings,
+        details=_details(comparison, sim, space, y, y_test),
+    )
+    clock = time.perf_counter()
+    from analysis.report import write_report
+
+    write_report(result, plots=cfg.plots)
+    timings["report_s"] = time.perf_counter() - clock
+    return result
+
+
+def _check_outcome(predicted: dict, sim: SimulationResult, nearest: float, warnings: list[str]) -> None:
+    if predicted["chosen"] >= predicted["best_run"]:
+        warnings.append(
+            f"the chosen mixture's predicted loss ({predicted['chosen']:.4f}) is not below the best run's "
+            f"({predicted['best_run']:.4f}); the regressor sees no better mixture than one already trained"
+        )
+    if sim.stats.get("screened") and not sim.stats.get("screen_converged"):
+        warnings.append(
+            "the screen did not settle: the top k still moved in the last re-scored block; raise "
+            "simulation.screen_keep / screen_blocks, or set simulation.screen_keep=0 to score every candidate"
+        )
+    if nearest > 0.5:
+        warnings.append(
+            f"the chosen mixture is {nearest:.2f} (L1) from the nearest run: an extrapolation; "
+            "consider training a few proxies near it before the target run"
+        )
+
+
+def _scores(row: pd.Series, prefix: str) -> dict[str, float]:
+    return {k[len(prefix) :]: float(v) for k, v in row.items() if k.startswith(prefix)}
+
+
+def _provenance(cfg, command, raw, table, drops, test_table, target, comparison: Comparison, drive, why, model,
+                space: CandidateSpace, sim: SimulationResult, predicted, best_run, nearest) -> dict:
+    row = comparison.table.loc[drive]
+    sampler = asdict(cfg.simulation.sampler)
+    sampler.pop("prior", None)
+    settings = {k: sim.stats[k] for k in ("n_candidates", "top_k", "aggregate") if k in sim.stats}
+    settings.update(
+        seed=cfg.simulation.seed,
+        drawn=sim.stats.get("drawn"),
+        screen=(
+            {k: sim.stats.get(k) for k in ("screen_keep", "screen_pool", "rescored", "screen_converged")}
+            if sim.stats.get("screened")
+            else None
+        ),
+        sampler=sampler,
+        prior=space.prior_dict(),
+    )
+    upper = space.upper
+    return {
+        "made_by": "regmix-fit",
+        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": command,
+        "runs": {
+            "count": len(table),
+            "read": drops.total,
+            "dropped": len(drops.dropped),
+            "merged_duplicates": sum(len(g) - 1 for g in drops.merged),
+            "source": cfg.source.kind,
+            "label": table.source,
+            "location": raw.location,
+            "sweep": _sweep_id(cfg.source, cfg.sweep),
+            "table_sha256": table.sha256(),
+            "model": table.identity("model"),
+            "corpus": table.identity("corpus"),
+            "tokens": table.identity("tokens"),
+        },
+        "test_runs": (
+            {"count": len(test_table), "label": test_table.source, "table_sha256": test_table.sha256()}
+            if test_table is not None
+            else None
+        ),
+        "target": {"label": target.label, "weights": target.weights},
+        "regressor": {
+            "name": drive,
+            "why": why,
+            "params": {k: v for k, v in model.get_params().items() if k != "predict_threads"},
+            "folds": comparison.folds,
+            "oof": _scores(row, "oof_"),
+            "test": _scores(row, "test_") or None,
+        },
+        "compared": {name: _scores(r, "oof_") for name, r in comparison.table.iterrows()},
+        "predicted_loss": {**predicted, "best_run_actual": best_run["loss"], "best_run_id": best_run["id"]},
+        "nearest_run_l1": nearest,
+        "simulation": settings,
+        "constraints": {
+            "minimums": {d: float(v) for d, v in zip(space.domains, space.lower) if v > 0},
+            "caps": {d: float(v) for d, v in zip(space.domains, upper) if v < 1.0},
+            "cap_multiplier": cfg.simulation.sampler.cap_multiplier,
+        },
+    }
+
+
+def _header(out, target, drive, comparison, table, cfg, predicted, command) -> list[str]:
+    spearman = comparison.table.loc[drive, "oof_spearman"]
+    sim = cfg.simulation
+    return [
+        f"Mixture {out!r}, emitted by regmix-fit on {_dt.date.today().isoformat()}.",
+        f"Minimises the {target.label} validation loss as predicted by {drive} (out-of-fold Spearman "
+        f"{spearman:.3f}) fitted on {len(table)} runs of {table.source};",
+        f"{sim.aggregate} of the top {sim.top_k} of {sim.n_candidates:,} candidates from the prior. Predicted loss "
+        f"{predicted['chosen']:.4f} (best run {predicted['best_run']:.4f}, prior {predicted['prior']:.4f}).",
+        "",
+        f"Train on it:  regmix-train mixture={out} model=<size> ...",
+        f"Made with:    {command}" if command else "Made with:    regmix-fit (see provenance below)",
+        "Weights are rounded to sum to 1; provenance records the runs, regressor, scores and sampler used.",
+    ]
+
+
+def _details(comparison: Comparison, sim: SimulationResult, space: CandidateSpace, y, y_test) -> dict:
+    return {
+        "folds": comparison.folds,
+        "y": y,
+        "y_test": y_test,
+        "oof": comparison.oof,
+        "test": comparison.test,
+        "top": sim.top,
+        "top_predicted": sim.top_predicted,
+        "prior": space.prior,
+        "lower": space.lower,
+        "upper": space.upper,
+    }

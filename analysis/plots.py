@@ -1,0 +1,73 @@
+"""Figures of a fit (matplotlib, Agg backend: no display needed).
+
+    pred_vs_actual.png      per regressor: out-of-fold (and test) prediction vs observed target loss
+    domain_correlation.png  per domain: Spearman correlation of its weight with the target loss
+    mixture_vs_prior.png    per domain: chosen mixture vs token prior vs best run
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # before pyplot: files only, never a window
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from analysis.report import domain_correlations, mixture_frame  # noqa: E402
+
+DPI = 110
+
+
+def _pred_vs_actual(result, path: Path) -> None:
+    d = result.details
+    names = list(result.comparison.index)
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 4), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        row = result.comparison.loc[name]
+        ax.scatter(d["y"], d["oof"][name], s=8, alpha=0.6, label=f"out of fold (rho {row['oof_spearman']:.3f})")
+        if name in d["test"]:
+            ax.scatter(d["y_test"], d["test"][name], s=8, alpha=0.6, label=f"test (rho {row['test_spearman']:.3f})")
+        values = np.concatenate([d["y"], d["oof"][name]])
+        lo, hi = float(np.min(values)), float(np.max(values))
+        ax.plot([lo, hi], [lo, hi], color="grey", lw=1)
+        ax.set(title=name, xlabel=f"observed {result.target.label} loss", ylabel="predicted")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
+def _domain_correlation(result, path: Path) -> None:
+    corr = domain_correlations(result).sort_values()
+    fig, ax = plt.subplots(figsize=(6, 0.3 * len(corr) + 1.5))
+    ax.barh(corr.index, corr.to_numpy(), color=np.where(corr.to_numpy() < 0, "tab:green", "tab:red"))
+    ax.axvline(0, color="grey", lw=1)
+    ax.set(xlabel=f"Spearman(weight, {result.target.label} loss) across runs", title="more weight -> lower loss (left)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
+def _mixture_vs_prior(result, path: Path) -> None:
+    frame = mixture_frame(result)[["chosen", "prior", "best_run"]]
+    x = np.arange(len(frame))
+    fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(frame) + 2), 4))
+    for i, column in enumerate(frame.columns):
+        ax.bar(x + (i - 1) * 0.27, frame[column].to_numpy(), width=0.27, label=column.replace("_", " "))
+    ax.set_xticks(x, frame.index, rotation=60, ha="right", fontsize=8)
+    ax.set(ylabel="weight", title=f"chosen mixture for {result.target.label}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
+def write_plots(result, folder: Path) -> list[Path]:
+    """Write the three figures into `folder`; returns their paths."""
+    paths = [folder / "pred_vs_actual.png", folder / "domain_correlation.png", folder / "mixture_vs_prior.png"]
+    _pred_vs_actual(result, paths[0])
+    _domain_correlation(result, paths[1])
+    _mixture_vs_prior(result, paths[2])
+    return paths

@@ -1,0 +1,190 @@
+"""The report folder of a fit: report.md, CSV tables, plots, and the console summary.
+
+Files (all in `FitResult.report_dir`):
+
+    report.md            what was used, dropped, compared, chosen and predicted, and why
+    comparison.csv       one row per regressor: oof_/test_ spearman, pearson, mse, r2; fit_s
+    runs.csv             the validated runs table: weights, losses, target, n_merged
+    predictions.csv      per run: target and each regressor's out-of-fold prediction
+    mixture.csv          per domain: chosen, prior, uniform, best run, lower/upper bound
+    top_candidates.csv   the top-k candidates and their predicted loss
+    *.png                see analysis.plots
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+#: Correlations are shown x100 (the paper's convention); errors as they are.
+_SCALED = ("spearman", "pearson")
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A GitHub-flavoured markdown table (no dependency on `tabulate`)."""
+    cells = [[str(h) for h in header]] + [[_cell(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in cells]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, (float, np.floating)):
+        return "-" if not np.isfinite(value) else f"{value:.4f}"
+    return str(value)
+
+
+def comparison_rows(table: pd.DataFrame) -> tuple[list[str], list[list[object]]]:
+    """Header and rows of the comparison, correlations x100 (the paper's unit)."""
+    metrics = [c for c in table.columns if c != "fit_s"]
+    header = ["regressor"] + [
+        c.replace("oof_", "OOF ").replace("test_", "test ") + (" x100" if c.endswith(_SCALED) else "") for c in metrics
+    ] + ["seconds"]
+    rows = []
+    for name, row in table.iterrows():
+        values = [round(100 * row[c], 2) if c.endswith(_SCALED) and np.isfinite(row[c]) else row[c] for c in metrics]
+        rows.append([name, *[f"{v:.2f}" if c.endswith(_SCALED) and np.isfinite(v) else v for c, v in zip(metrics, values)],
+                     f"{row['fit_s']:.1f}"])
+    return header, rows
+
+
+def predicted_rows(result) -> list[list[object]]:
+    p, best = result.predicted, result.best_run
+    return [
+        ["chosen (emitted)", p["chosen"], ""],
+        ["best single candidate", p["best_candidate"], ""],
+        [f"best run ({best['id']})", p["best_run"], f"observed {best['loss']:.4f}"],
+        ["token prior", p["prior"], ""],
+        ["uniform", p["uniform"], ""],
+    ]
+
+
+def mixture_frame(result) -> pd.DataFrame:
+    domains = result.table.domains
+    d = result.details
+    frame = pd.DataFrame(
+        {
+            "chosen": [result.mixture[x] for x in domains],
+            "prior": d["prior"],
+            "uniform": 1.0 / len(domains),
+            "best_run": [result.best_run["weights"][x] for x in domains],
+            "lower": d["lower"],
+            "upper": d["upper"],
+        },
+        index=pd.Index(domains, name="domain"),
+    )
+    return frame
+
+
+def domain_correlations(result) -> pd.Series:
+    """Spearman correlation of each domain's weight with the target loss across runs."""
+    y = pd.Series(result.details["y"], index=result.table.weights.index)
+    with np.errstate(all="ignore"):
+        return result.table.weights.apply(lambda col: col.corr(y, method="spearman")).rename("spearman")
+
+
+def _simulation_lines(sim: dict) -> list[str]:
+    lines = [
+        f"- candidates: {sim['n_candidates']:,} scored ({sim.get('drawn', 0):,} drawn, "
+        f"{100 * sim.get('acceptance', 1):.1f}% within the caps), top {sim['top_k']} aggregated: {sim.get('aggregate_note')}",
+    ]
+    if sim.get("screened"):
+        lines.append(
+            f"- screen: a small LightGBM kept the best {sim['screen_pool']:,}; the driving regressor re-scored "
+            f"{sim['rescored']:,} of them ({'settled' if sim['screen_converged'] else 'NOT settled'}; worst screen "
+            f"rank in the top k: {sim['worst_screen_rank_in_top_k']})"
+        )
+    lines.append(f"- L1 distance from the chosen mixture to the nearest run: {sim.get('nearest_run_l1', float('nan')):.3f}")
+    lines.append(f"- simulation time: {sim.get('seconds', 0):.1f} s")
+    return lines
+
+
+def summary_text(result) -> str:
+    """What `regmix-fit` prints: drops, the comparison, the choice, the prediction and the paths."""
+    out = []
+    out.extend(result.drops.lines())
+    if result.test_drops is not None:
+        out.extend(result.test_drops.lines())
+    header, rows = comparison_rows(result.comparison)
+    out += ["", f"target: {result.target.label}", markdown_table(header, rows), ""]
+    out.append(f"driving regressor: {result.drive} ({result.drive_reason})")
+    out.append(markdown_table(["mixture", "predicted loss", ""], predicted_rows(result)))
+    top = sorted(result.mixture.items(), key=lambda kv: -kv[1])
+    out.append("chosen: " + ", ".join(f"{d} {w:.4f}" for d, w in top if w > 0))
+    out += [f"warning: {w}" for w in result.warnings]
+    out.append(f"emitted: {result.emitted}   (train on it: regmix-train mixture={result.emitted.stem} ...)")
+    out.append(f"report:  {result.report_dir / 'report.md'}")
+    return "\n".join(out)
+
+
+def write_report(result, *, plots: bool = True) -> Path:
+    """Write every report file into `result.report_dir`; returns the report.md path."""
+    folder = Path(result.report_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    d = result.details
+    result.comparison.to_csv(folder / "comparison.csv", float_format="%.6g")
+    table = result.table
+    runs = pd.concat(
+        [table.weights.add_prefix("w/"), table.losses.add_prefix("loss/"), table.runs[["n_merged"]]], axis=1
+    )
+    runs.insert(0, "target", d["y"])
+    runs.to_csv(folder / "runs.csv", float_format="%.6g")
+    predictions = pd.DataFrame({"target": d["y"], **{f"oof/{n}": p for n, p in d["oof"].items()}}, index=table.weights.index)
+    predictions.to_csv(folder / "predictions.csv", float_format="%.6g")
+    mixture = mixture_frame(result)
+    mixture.to_csv(folder / "mixture.csv", float_format="%.6g")
+    top = pd.DataFrame(d["top"], columns=table.domains)
+    top.insert(0, "predicted", d["top_predicted"])
+    top.to_csv(folder / "top_candidates.csv", float_format="%.6g", index_label="rank")
+    if plots:
+        from analysis.plots import write_plots
+
+        write_plots(result, folder)
+
+    header, rows = comparison_rows(result.comparison)
+    corr = domain_correlations(result)
+    test_note = f"; test: {len(result.test_table)} held-out runs" if result.test_table is not None else ""
+    lines = [
+        f"# regmix-fit: {result.emitted.stem}",
+        "",
+        f"Target: **{result.target.label}** validation loss. Emitted: `{result.emitted}` "
+        f"(train on it: `regmix-train mixture={result.emitted.stem} ...`).",
+        "",
+        "## Runs",
+        "",
+        *[f"- {line.strip()}" for line in result.drops.lines()],
+        *([f"- test: {line.strip()}" for line in result.test_drops.lines()] if result.test_drops else []),
+        f"- runs table sha256: `{table.sha256()[:16]}...`",
+        "",
+        f"## Regressors ({d['folds']}-fold out of fold{test_note})",
+        "",
+        markdown_table(header, rows),
+        "",
+        f"Driving regressor: **{result.drive}**: {result.drive_reason}.",
+        "",
+        "## Simulation",
+        "",
+        *_simulation_lines(result.simulation),
+        "",
+        f"## Predicted {result.target.label} loss (by {result.drive})",
+        "",
+        markdown_table(["mixture", "predicted loss", ""], predicted_rows(result)),
+        "",
+        "## Chosen mixture",
+        "",
+        markdown_table(
+            ["domain", "chosen", "prior", "best run", "lower", "upper", "weight-loss Spearman"],
+            [[dom, *row, corr.get(dom, np.nan)] for dom, row in zip(mixture.index, mixture[["chosen", "prior", "best_run", "lower", "upper"]].to_numpy())],
+        ),
+        "",
+    ]
+    if result.warnings:
+        lines += ["## Warnings", "", *[f"- {w}" for w in result.warnings], ""]
+    lines += ["## Files", "", *[f"- `{p.name}`" for p in sorted(folder.iterdir()) if p.name != "report.md"], ""]
+    path = folder / "report.md"
+    path.write_text("\n".join(lines))
+    return path
