@@ -297,6 +297,7 @@ class FakeWandb:
             "CreateAgent": self._create_agent,
             "Heartbeat": self._heartbeat,
             "UpsertBucket": self._upsert_bucket,
+            "DeleteRun": self._delete_run,
             "UpsertSweep": self._upsert_sweep,
             "CreateRunFiles": self._create_run_files,
             "ServerFeaturesQuery": self._server_features,
@@ -819,6 +820,13 @@ class FakeWandb:
         )
         run.agent_id = agent.id
         return [{"type": "run", "run_id": run.name, "args": suggestion.config, "program": program}]
+
+    def _delete_run(self, variables: Mapping[str, Any]) -> dict[str, Any]:
+        for key, run in list(self.runs.items()):
+            if run.storage_id == variables.get("id"):
+                del self.runs[key]
+                return {"deleteRun": {"clientMutationId": None}}
+        raise _GraphQLError(f"run {variables.get('id')!r} not found")
 
     def _server_features(self, variables: Mapping[str, Any]) -> dict[str, Any]:
         """No optional server features: the client takes its most conservative paths."""
