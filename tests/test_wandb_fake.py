@@ -181,3 +181,14 @@ def test_answers_are_trimmed_to_the_selection_with_aliases_and_fragments():
         "project": {"renamed": "p", "runs": {"edges": [{"node": {"id": "r1"}}]}, "extra": None}
     }
     assert op.kind == "query" and op.name == "Q" and missing == ["project.extra"]
+
+
+def test_sweeps_are_created_and_read_back_through_the_real_client(fake):
+    import wandb
+
+    spec = {"program": "train.py", "method": "grid", "parameters": {"mixture.index": {"values": [0, 1, 2]}}}
+    sweep_id = wandb.sweep(spec, entity=fake.entity, project=fake.project)
+    assert fake.sweeps[(fake.entity, fake.project, sweep_id)].config == spec
+    sweep = wandb.Api(timeout=20).sweep(f"{fake.entity}/{fake.project}/{sweep_id}")
+    assert sweep.config == spec and sweep.state == "RUNNING"
+    assert fake.request_counts["UpsertSweep"] == 1 and fake.request_counts["GetSweep"] == 1

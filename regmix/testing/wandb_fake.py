@@ -761,12 +761,25 @@ class FakeWandb:
         return {"project": node}
 
     def _upsert_sweep(self, variables: Mapping[str, Any]) -> dict[str, Any]:
-        for sweep in self.sweeps.values():
-            if sweep.storage_id == variables.get("id"):
-                if variables.get("state"):
-                    sweep.state = variables["state"]
-                return {"upsertSweep": {"sweep": self._sweep_node(sweep), "inserted": False}}
-        raise _GraphQLError(f"sweep {variables.get('id')!r} not found (creating sweeps is not faked)")
+        """`wandb sweep` / `wandb.sweep()` (create, with a YAML config) or a state change (by id)."""
+        import yaml
+
+        if variables.get("id"):
+            sweep = next((sw for sw in self.sweeps.values() if sw.storage_id == variables["id"]), None)
+            if sweep is None:
+                raise _GraphQLError(f"sweep {variables['id']!r} not found")
+            if variables.get("state"):
+                sweep.state = variables["state"]
+            if variables.get("config"):
+                sweep.config = yaml.safe_load(variables["config"])
+            warnings_out: list[str] = []
+        else:
+            config = yaml.safe_load(variables.get("config") or "") or {}
+            entity, project, _ = self._project(variables, name_key="projectName", entity_key="entityName")
+            sweep = self.sweeps[(entity, project, self.add_sweep(config, entity=entity, project=project))]
+            warnings_out = _sweep_config_warnings(config)
+        node = {**self._sweep_node(sweep), "project": self._project_node(sweep.entity, sweep.project)}
+        return {"upsertSweep": {"sweep": node, "configValidationWarnings": warnings_out, "inserted": True}}
 
     def _create_agent(self, variables: Mapping[str, Any]) -> dict[str, Any]:
         entity, project, _ = self._project(variables, name_key="projectName", entity_key="entityName")
@@ -876,6 +889,15 @@ class FakeWandb:
             run.summary = {**run.summary, **json.loads(variables["summaryMetrics"])}
         node = self._run_node(run)
         return {"upsertBucket": {"bucket": node, "inserted": inserted}}
+
+
+def _sweep_config_warnings(config: Mapping[str, Any]) -> list[str]:
+    """What W&B's sweep engine says about a spec (the server sends these back as warnings)."""
+    with warnings.catch_warnings():  # sweeps 0.3 trips pydantic-v2 deprecation warnings
+        warnings.simplefilter("ignore")
+        import sweeps as sweep_engine
+
+        return [str(problem) for problem in sweep_engine.schema_violations_from_proposed_config(dict(config))]
 
 
 def _swept_keys(sweep_config: Mapping[str, Any]) -> list[str]:
