@@ -182,7 +182,7 @@ def train_run(cfg: TrainAppConfig, *, resolved: dict[str, Any] | None = None, lo
     record = {
         "run_name": cfg.run_name,
         "sweep": cfg.sweep,
-        "mixture_index": None if cfg.mixture.weights else cfg.mixture.index,
+        "mixture_index": cfg.mixture.index,
         "mixture_name": cfg.mixture.name,
         "mixture": mixture.to_dict(),
         "model": cfg.model.name,

@@ -1,0 +1,1 @@
+"""`regmix-demo`: the whole RegMix loop on the embedded synthetic corpus, on CPU."""

@@ -1,0 +1,63 @@
+"""Typed config of `regmix-demo`; every default lives here, conf/demo.yaml only picks groups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from analysis.config import FitAppConfig, SimulationConfig, SourceConfig
+from regmix.config import ModelConfig, SamplerConfig, TrackerConfig, TrainConfig
+from regmix.corpus.config import DataConfig
+
+
+def _proxy_train() -> TrainConfig:
+    # ~100k tokens of 16 x 128 per step: 50 steps, ~3-4 s per proxy on one core.
+    return TrainConfig(tokens=102_400, batch_size=16, seq_len=128, lr=3e-3, warmup_steps=5, threads=1)
+
+
+def _target_train() -> TrainConfig:
+    # 3x the proxies' tokens on a model with ~6x their non-embedding params (model=small).
+    return TrainConfig(tokens=307_200, batch_size=16, seq_len=128, lr=3e-3, warmup_steps=5, threads=1)
+
+
+@dataclass
+class DemoConfig:
+    """The loop: prepare -> sample -> proxies -> fit -> target-scale runs -> report."""
+
+    out_dir: str = "runs/demo"
+    """Everything the demo writes: corpus, sweep table, runs, fit report, emitted mixture, report.md."""
+    data: DataConfig = field(default_factory=lambda: DataConfig(dir="${out_dir}/data"))
+    n_mixtures: int = 48
+    """Proxy runs (mixtures sampled with RegMix's generator)."""
+    sample_seed: int = 42
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    proxy_model: ModelConfig = field(default_factory=lambda: ModelConfig(name="tiny", max_seq_len=512))
+    proxy_train: TrainConfig = field(default_factory=_proxy_train)
+    target_model: ModelConfig = field(
+        default_factory=lambda: ModelConfig(name="small", n_layers=4, d_model=128, n_heads=4, d_mlp=256, max_seq_len=512)
+    )
+    target_train: TrainConfig = field(default_factory=_target_train)
+    eval_tokens: int = 16_384
+    """Validation tokens per domain (the same slice for every run)."""
+    target: Optional[str] = None
+    """Domain whose loss is minimised; None = the corpus's held-out target blend."""
+    n_rank_check: int = 2
+    """Extra proxy mixtures (spread over the proxy ranking) retrained at target scale for the
+    rank-invariance check, beside emitted, prior, uniform and best proxy."""
+    noise_seed: int = 1
+    """Second seed of the emitted mixture at target scale: the seed-noise estimate."""
+    jobs: int = 0
+    """Worker processes for training; 0 = one per CPU core."""
+    tracker: TrackerConfig = field(default_factory=lambda: TrackerConfig(project="regmix-demo", group="demo"))
+    fit: FitAppConfig = field(
+        default_factory=lambda: FitAppConfig(
+            source=SourceConfig(kind="local", root="${out_dir}/proxy"),
+            sweep="demo",
+            name="demo",
+            out="demo",
+            mixture_dir="${out_dir}/mixture",
+            report_dir="${out_dir}/fit",
+            simulation=SimulationConfig(n_candidates=200_000, top_k=100),
+        )
+    )
+    """regmix-fit settings; the demo sets the target and refits (overwrite) on every rerun."""

@@ -1,0 +1,119 @@
+"""The demo's stages as plain functions: each leaves files behind and skips work already done.
+
+prepare -> sample -> proxies (parallel, offline W&B) -> fit (analysis.run_fit) -> target-scale
+runs on the emitted, prior, uniform and best-proxy mixtures (+ a second seed, + a few proxy
+mixtures for the rank-invariance check) -> report. A rerun retrains nothing that finished
+(`train_run` skips finished records) and Ctrl-C leaves no half-written record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from joblib import Parallel, delayed
+from tqdm.auto import tqdm
+
+from regmix.config import EvalConfig, MixtureConfig, ModelConfig, TrainAppConfig, TrainConfig
+from regmix.corpus.store import CorpusMeta, TARGET_ROLE
+from regmix.demo.config import DemoConfig
+from regmix.mixture import Mixture
+
+SWEEP = "demo"
+
+
+@dataclass
+class Job:
+    """One training run of the demo: a label (what the mixture is), its weights and its scale."""
+
+    label: str
+    mixture: Mixture
+    scale: str  # "proxy" or "target"
+    seed: int = 0
+    index: int | None = None
+
+
+def stage(name: str) -> None:
+    print(f"\n== {name} ==", flush=True)
+
+
+def run_name(job: Job) -> str:
+    if job.index is not None:
+        base = f"mix{job.index:04d}"
+    else:  # named by content: a rerun whose emitted mixture changed trains it anew, nothing is overwritten
+        digest = hashlib.sha1(json.dumps(job.mixture.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+        base = f"{job.label}-{digest}"
+    return base if not job.seed else f"{base}-s{job.seed}"
+
+
+def train_config(cfg: DemoConfig, job: Job) -> TrainAppConfig:
+    model, train = (cfg.proxy_model, cfg.proxy_train) if job.scale == "proxy" else (cfg.target_model, cfg.target_train)
+    tracker = replace(cfg.tracker, group=f"{SWEEP}-{job.scale}", tags=[job.scale, job.label])
+    return TrainAppConfig(
+        model=model,
+        data=cfg.data,
+        train=replace(train, threads=1),
+        eval=EvalConfig(tokens_per_domain=cfg.eval_tokens),
+        mixture=MixtureConfig(name=job.label, index=job.index, weights=job.mixture.to_dict(), table=None),
+        tracker=tracker,
+        sweep=SWEEP,
+        out_dir=str(Path(cfg.out_dir) / job.scale),
+        run_name=run_name(job),
+        seed=job.seed,
+    )
+
+
+def _train_one(app_cfg: TrainAppConfig) -> dict[str, Any]:
+    # In a worker process: quiet, one torch thread (set by train_run), the record is the result.
+    os.environ.setdefault("WANDB_SILENT", "true")
+    from dataclasses import asdict
+
+    from regmix.train import train_run
+
+    resolved = asdict(app_cfg)
+    return train_run(app_cfg, resolved=resolved, log=lambda *_: None)
+
+
+def train_many(cfg: DemoConfig, jobs: list[Job], desc: str) -> dict[str, dict[str, Any]]:
+    """Train `jobs` over worker processes (joblib), with a progress bar; records by run name."""
+    configs = [train_config(cfg, job) for job in jobs]
+    n_jobs = cfg.jobs or os.cpu_count() or 1
+    records: dict[str, dict[str, Any]] = {}
+    runner = Parallel(n_jobs=min(n_jobs, len(configs)), return_as="generator_unordered")
+    with tqdm(total=len(configs), desc=desc, unit="run") as bar:
+        for record in runner(delayed(_train_one)(c) for c in configs):
+            records[record["run_name"]] = record
+            bar.update()
+    return {run_name(job): records[run_name(job)] for job in jobs}
+
+
+def target_loss(record: dict[str, Any], target: str) -> float:
+    return float(record["val_loss"][target])
+
+
+def pick_target(cfg: DemoConfig, meta: CorpusMeta) -> str:
+    if cfg.target:
+        return cfg.target
+    targets = [d for d, m in meta.domains.items() if m.role == TARGET_ROLE]
+    if len(targets) != 1:
+        raise ValueError(f"corpus {meta.name!r} has {len(targets)} target domains; set target=<domain>")
+    return targets[0]
+
+
+def rank_check_indices(proxy_losses: dict[int, float], n: int) -> list[int]:
+    """`n` proxy mixtures spread evenly over the proxy ranking (best and worst excluded)."""
+    order = sorted(proxy_losses, key=proxy_losses.get)
+    if n <= 0 or len(order) < 3:
+        return []
+    picks = np.linspace(0, len(order) - 1, n + 2)[1:-1].round().astype(int)
+    return [order[i] for i in dict.fromkeys(picks)]
+
+
+def elapsed(start: float) -> str:
+    return f"{time.perf_counter() - start:.0f} s"

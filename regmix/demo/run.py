@@ -1,0 +1,106 @@
+"""`run_demo`: the whole loop, stage by stage, resumable."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from scipy.stats import spearmanr
+
+from analysis.fit import FitResult, run_fit
+from regmix.cli.sample import sample_sweep
+from regmix.corpus.prepare import prepare_corpus
+from regmix.demo.config import DemoConfig
+from regmix.demo.pipeline import (
+    SWEEP, Job, elapsed, pick_target, rank_check_indices, run_name, stage, target_loss, train_many,
+)
+from regmix.demo.report import DemoOutcome, write_report
+from regmix.mixture import Mixture
+from regmix.sampler import read_mixtures_table
+
+
+def run_demo(cfg: DemoConfig) -> DemoOutcome:
+    start = time.perf_counter()
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    stage("1/6 prepare the synthetic corpus")
+    meta = prepare_corpus(cfg.data)
+    domains = meta.train_domains
+    target = pick_target(cfg, meta)
+    print(f"{len(domains)} train domains, target {target!r}" + (f" = {meta.target_blend[target]}" if target in meta.target_blend else ""))
+
+    stage(f"2/6 sample {cfg.n_mixtures} mixtures (RegMix generator, seed {cfg.sample_seed})")
+    table_path = out / "sweeps" / f"{SWEEP}.mixtures.csv"
+    if table_path.exists():
+        print(f"{table_path} exists: reusing it")
+    else:
+        sample_sweep(data_dir=cfg.data.dir, sweep=SWEEP, n_mixtures=cfg.n_mixtures, seed=cfg.sample_seed,
+                     settings=cfg.sampler, out_dir=str(out / "sweeps"), target=target)
+    table = read_mixtures_table(table_path, domains)
+    if len(table) != cfg.n_mixtures:
+        raise ValueError(f"{table_path} has {len(table)} mixtures but n_mixtures={cfg.n_mixtures}; "
+                         f"use another out_dir or delete {table_path}")
+    proxies = [Job("proxy", Mixture({d: float(row[d]) for d in domains}), "proxy", index=int(row["index"]))
+               for _, row in table.iterrows()]
+
+    stage(f"3/6 train {len(proxies)} proxies ({cfg.proxy_model.name}, {cfg.proxy_train.tokens:,} tokens each)")
+    proxy_records = train_many(cfg, proxies, "proxies")
+    print(f"done ({elapsed(start)} so far)")
+
+    stage("4/6 fit and compare regressors, simulate, emit the mixture")
+    fit_cfg = replace(cfg.fit, target=target, overwrite=True)
+    fit: FitResult = run_fit(fit_cfg, command="regmix-demo")
+    print(fit.comparison.round(4).to_string())
+    print(f"driving regressor: {fit.drive} ({fit.drive_reason})")
+    print(f"emitted {fit.emitted}: {fit.mixture}")
+
+    stage("5/6 train at target scale (emitted, prior, uniform, best proxy, seed noise, rank check)")
+    prior = Mixture(meta.token_prior(), domains=domains)
+    uniform = Mixture.uniform(domains)
+    by_index = {job.index: job for job in proxies}
+    proxy_loss = {job.index: target_loss(proxy_records[name], target)
+                  for name, job in zip(proxy_records, proxies)}
+    best_index = min(proxy_loss, key=proxy_loss.get)
+    named = {"emitted": fit.mixture, "prior": prior, "uniform": uniform, "best_proxy": by_index[best_index].mixture}
+    checks = rank_check_indices(proxy_loss, cfg.n_rank_check)
+    target_jobs = [Job(label, m, "target") for label, m in named.items()]
+    target_jobs.append(Job("emitted", fit.mixture, "target", seed=cfg.noise_seed))
+    target_jobs += [Job(f"proxy{i}", by_index[i].mixture, "target") for i in checks]
+    # Proxy-scale losses of the named mixtures that were not proxies, for the rank check.
+    extra_proxies = [Job(label, named[label], "proxy") for label in ("emitted", "prior", "uniform")]
+    records = train_many(cfg, target_jobs + extra_proxies, "target-scale runs")
+
+    stage("6/6 report")
+    at_target = {}
+    for job in target_jobs:
+        key = job.label + (f" (seed {job.seed})" if job.seed else "")
+        at_target[key] = target_loss(records[run_name(job)], target)
+    at_proxy = {label: proxy_loss[best_index] if label == "best_proxy" else target_loss(records[run_name(Job(label, named[label], "proxy"))], target)
+                for label in named}
+    at_proxy.update({f"proxy{i}": proxy_loss[i] for i in checks})
+    common = [k for k in at_proxy if k in at_target]
+    rho = float(spearmanr([at_proxy[k] for k in common], [at_target[k] for k in common]).statistic) if len(common) > 2 else float("nan")
+    outcome = DemoOutcome(
+        target=target,
+        blend=meta.target_blend.get(target, {}),
+        mixtures={**named, **{f"proxy{i}": by_index[i].mixture for i in checks}},
+        at_target=at_target,
+        at_proxy=at_proxy,
+        noise=abs(at_target["emitted"] - at_target[f"emitted (seed {cfg.noise_seed})"]),
+        rank_spearman=rho,
+        fit=fit,
+        n_proxies=len(proxy_records),
+        wall_s=time.perf_counter() - start,
+        out_dir=out,
+        proxy_model=cfg.proxy_model.name,
+        target_model=cfg.target_model.name,
+        proxy_tokens=cfg.proxy_train.tokens,
+        target_tokens=cfg.target_train.tokens,
+    )
+    report = write_report(outcome)
+    print(outcome.summary())
+    print(f"\nreport: {report}\nW&B offline runs: wandb sync {out}/*/*/wandb/offline-run-*")
+    return outcome
+
