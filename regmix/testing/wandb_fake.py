@@ -36,19 +36,18 @@ import warnings
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Optional
 
 from regmix.testing.graphql_select import GraphQLSyntaxError, parse_operation, select
 from regmix.testing.run_filters import MISSING, UnsupportedFilter, matches
+from regmix.testing.wandb_store import EPOCH, FakeAgent, FakeRun, FakeSweep, b64, iso, to_storage_form
 
 #: A syntactically valid W&B key (wandb rejects keys shorter than 40 characters). Not a secret.
 DUMMY_API_KEY = "0123456789abcdef0123456789abcdef01234567"
 
 _LOOPBACK = "127.0.0.1"  # never 0.0.0.0: the fake must not be reachable from other hosts
-_EPOCH = datetime(2025, 1, 1, tzinfo=timezone.utc)
 _ID_ALPHABET = string.ascii_lowercase + string.digits  # W&B run and sweep ids: 8 of these
 _FILE_STREAM = re.compile(r"^/files/(?P<entity>[^/]+)/(?P<project>[^/]+)/(?P<run>[^/]+)/file_stream$")
 _STORAGE_PREFIX = "/storage/"
@@ -61,142 +60,6 @@ class _GraphQLError(Exception):
     def __init__(self, message: str, status: int = 200) -> None:
         super().__init__(message)
         self.status = status
-
-
-def _storage_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """A plain config in W&B's server-side storage form: each top-level key -> {"value", "desc"}."""
-    return {key: {"value": value, "desc": None} for key, value in config.items()}
-
-
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S")
-
-
-def _b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()
-
-
-@dataclass
-class FakeRun:
-    """One run as the fake backend stores it."""
-
-    entity: str
-    project: str
-    name: str
-    """The run id (W&B calls it `name` in GraphQL)."""
-    display_name: str
-    state: str
-    config: dict[str, Any]
-    """W&B storage form: {key: {"value": ..., "desc": ...}} (what the server returns)."""
-    summary: dict[str, Any]
-    sweep: Optional[str]
-    group: Optional[str]
-    tags: list[str]
-    job_type: Optional[str]
-    seq: int
-    """Creation order; `created_at` is derived from it so that ordering is deterministic."""
-    history: list[dict[str, Any]] = field(default_factory=list)
-    exitcode: Optional[int] = None
-    preempting: bool = False
-    agent_id: Optional[str] = None
-    files: dict[str, bytes] = field(default_factory=dict)
-
-    @property
-    def storage_id(self) -> str:
-        return _b64(f"Run:v1:{self.name}:{self.project}:{self.entity}")
-
-    @property
-    def created_at(self) -> str:
-        return _iso(_EPOCH + timedelta(seconds=self.seq))
-
-    @property
-    def plain_config(self) -> dict[str, Any]:
-        """The config as `run.config` shows it (storage wrappers removed)."""
-        return {
-            k: (v["value"] if isinstance(v, dict) and "value" in v else v) for k, v in self.config.items()
-        }
-
-    def lookup(self, key: str) -> Any:
-        """The run's value for a filter/order key (`state`, `config.a.b`, `summary_metrics.x`...)."""
-        simple = {
-            "name": self.name,
-            "id": self.name,
-            "displayName": self.display_name,
-            "display_name": self.display_name,
-            "state": self.state,
-            "sweep": self.sweep,
-            "sweepName": self.sweep,
-            "group": self.group,
-            "tags": self.tags,
-            "jobType": self.job_type,
-            "job_type": self.job_type,
-            "createdAt": self.created_at,
-            "created_at": self.created_at,
-            "heartbeatAt": self.created_at,
-            "heartbeat_at": self.created_at,
-            "username": self.entity,
-            "entity": self.entity,
-        }
-        if key in simple:
-            return simple[key]
-        if key.startswith("config."):
-            return _dig_config(self.config, key[len("config.") :])
-        for prefix in ("summary_metrics.", "summaryMetrics."):
-            if key.startswith(prefix):
-                return _dig(self.summary, key[len(prefix) :])
-        return MISSING
-
-
-def _dig(tree: Any, dotted: str) -> Any:
-    """Value at a dotted path; a literal key containing dots wins over descending."""
-    if isinstance(tree, Mapping) and dotted in tree:
-        return tree[dotted]
-    head, _, rest = dotted.partition(".")
-    while rest:
-        if isinstance(tree, Mapping) and head in tree:
-            return _dig(tree[head], rest)
-        nxt, _, rest = rest.partition(".")
-        head = f"{head}.{nxt}"
-    if isinstance(tree, Mapping) and head in tree:
-        return tree[head]
-    return MISSING
-
-
-def _dig_config(storage: Mapping[str, Any], dotted: str) -> Any:
-    """`config.<key>[.value][.<sub>...]` against the storage form, as W&B's filters read it."""
-    for top in sorted(storage, key=len, reverse=True):
-        if dotted == top or dotted.startswith(top + "."):
-            value = storage[top]
-            value = value["value"] if isinstance(value, dict) and "value" in value else value
-            rest = dotted[len(top) + 1 :]
-            if rest.startswith("value"):
-                rest = rest[len("value") + 1 :]
-            return value if not rest else _dig(value, rest)
-    return MISSING
-
-
-@dataclass
-class FakeSweep:
-    entity: str
-    project: str
-    name: str
-    config: dict[str, Any]
-    seq: int
-    state: str = "RUNNING"
-    queue: list[str] = field(default_factory=list)
-    """Preempted runs waiting to be resumed by the next free agent."""
-
-    @property
-    def storage_id(self) -> str:
-        return _b64(f"Sweep:{self.seq}")
-
-
-@dataclass
-class FakeAgent:
-    id: str
-    sweep: FakeSweep
-    host: str
-    heartbeats: int = 0
 
 
 class _Server(ThreadingHTTPServer):
@@ -258,7 +121,7 @@ class FakeWandb:
         self.project = project
         self.strict = strict
         self._api_key = api_key
-        self._expected_auth = "Basic " + _b64(f"api:{api_key}")
+        self._expected_auth = "Basic " + b64(f"api:{api_key}")
         self._rng = random.Random(seed)  # run/sweep ids: deterministic per fake
         self._lock = threading.RLock()
         self._seq = 0
@@ -405,7 +268,7 @@ class FakeWandb:
             project = project or self.project
             name = name or self._next_id()
             self._seq += 1
-            stored = dict(storage_config) if storage_config is not None else _storage_config(config or {})
+            stored = dict(storage_config) if storage_config is not None else to_storage_form(config or {})
             stored.setdefault("_wandb", {"value": {"cli_version": "0.31.0"}, "desc": None})
             run = FakeRun(
                 entity=entity,
@@ -605,18 +468,18 @@ class FakeWandb:
 
     def _project_node(self, entity: str, project: str) -> dict[str, Any]:
         return {
-            "id": _b64(f"Project:{entity}/{project}"),
-            "internalId": _b64(f"Project:{entity}/{project}"),
+            "id": b64(f"Project:{entity}/{project}"),
+            "internalId": b64(f"Project:{entity}/{project}"),
             "name": project,
             "entityName": entity,
             "readOnly": False,
-            "entity": {"id": _b64(f"Entity:{entity}"), "name": entity},
+            "entity": {"id": b64(f"Entity:{entity}"), "name": entity},
         }
 
     def _viewer(self, variables: Mapping[str, Any]) -> dict[str, Any]:
         return {
             "viewer": {
-                "id": _b64(f"User:{self.entity}"),
+                "id": b64(f"User:{self.entity}"),
                 "name": self.entity,
                 "username": self.entity,
                 "entity": self.entity,
@@ -696,7 +559,7 @@ class FakeWandb:
             seq = int(base64.b64decode(cursor).decode().split(":", 1)[1])
             start = next((i + 1 for i, run in enumerate(ordered) if run.seq == seq), len(ordered))
         page = ordered[start : start + per_page]
-        edges = [{"node": self._run_node(run), "cursor": _b64(f"run:{run.seq}")} for run in page]
+        edges = [{"node": self._run_node(run), "cursor": b64(f"run:{run.seq}")} for run in page]
         node = self._project_node(entity, project)
         node["runCount"] = len(ordered)
         node["runs"] = {
@@ -738,9 +601,9 @@ class FakeWandb:
             "description": sweep.config.get("description"),
             "bestLoss": None,
             "config": yaml.safe_dump(sweep.config, sort_keys=False),
-            "createdAt": _iso(_EPOCH + timedelta(seconds=sweep.seq)),
-            "updatedAt": _iso(_EPOCH + timedelta(seconds=sweep.seq)),
-            "heartbeatAt": _iso(_EPOCH + timedelta(seconds=sweep.seq)),
+            "createdAt": iso(EPOCH + timedelta(seconds=sweep.seq)),
+            "updatedAt": iso(EPOCH + timedelta(seconds=sweep.seq)),
+            "heartbeatAt": iso(EPOCH + timedelta(seconds=sweep.seq)),
             "earlyStopJobRunning": False,
             "controller": None,
             "scheduler": None,
@@ -786,7 +649,7 @@ class FakeWandb:
         sweep = self.sweeps.get((entity, project, variables.get("sweep")))
         if sweep is None:
             raise _GraphQLError(f"sweep {entity}/{project}/{variables.get('sweep')} not found")
-        agent_id = _b64(f"Agent:{len(self.agents) + 1}")
+        agent_id = b64(f"Agent:{len(self.agents) + 1}")
         self.agents[agent_id] = FakeAgent(agent_id, sweep, str(variables.get("host")))
         return {"createAgent": {"agent": {"id": agent_id, "name": agent_id}}}
 
@@ -797,10 +660,13 @@ class FakeWandb:
             raise _GraphQLError("agent not found", status=404)
         agent.heartbeats += 1
         running = json.loads(variables.get("runState") or "{}")
-        commands: list[dict[str, Any]] = []
         sweep = agent.sweep
-        if not any(running.values()) and sweep.state == "RUNNING":
+        if any(running.values()) or sweep.state == "PAUSED":
+            commands: list[dict[str, Any]] = []  # one run per agent at a time; a paused sweep waits
+        elif sweep.queue or sweep.state == "RUNNING":
             commands = self._next_command(agent)
+        else:  # finished or canceled: the agent exits
+            commands = [{"type": "exit"}]
         return {"agentHeartbeat": {"agent": {"id": agent.id}, "commands": json.dumps(commands)}}
 
     def _next_command(self, agent: FakeAgent) -> list[dict[str, Any]]:
@@ -815,14 +681,17 @@ class FakeWandb:
             run.state, run.preempting, run.agent_id = "pending", False, agent.id
             args = {k: run.config[k] for k in _swept_keys(sweep.config) if k in run.config}
             return [{"type": "resume", "run_id": run.name, "args": args, "program": program}]
-        members = [r for r in self.runs.values() if r.sweep == sweep.name]
+        members = [
+            r for r in self.runs.values() if r.sweep == sweep.name and (r.entity, r.project) == (sweep.entity, sweep.project)
+        ]
         history = [
-            sweep_engine.SweepRun(name=r.name, state=_engine_state(r.state), config=r.config, summary_metrics=r.summary)
+            sweep_engine.SweepRun(name=r.name, state=r.state, config=r.config, summary_metrics=r.summary)
             for r in members
         ]
         suggestion = sweep_engine.next_run(sweep.config, history, validate=False)
-        if suggestion is None:
-            sweep.state = "FINISHED"
+        if suggestion is None:  # every grid point handed out: this agent is done
+            if all(r.state in _TERMINAL_STATES for r in members):
+                sweep.state = "FINISHED"  # (else a still-running run may yet be preempted and re-queued)
             return [{"type": "exit"}]
         run = self.add_run(
             storage_config=suggestion.config,
@@ -847,7 +716,7 @@ class FakeWandb:
 
     def _entity_organization(self, variables: Mapping[str, Any]) -> dict[str, Any]:
         """A personal entity: no organization."""
-        return {"entity": {"id": _b64(f"Entity:{variables.get('entityName')}"), "organization": None}}
+        return {"entity": {"id": b64(f"Entity:{variables.get('entityName')}"), "organization": None}}
 
     def _create_run_files(self, variables: Mapping[str, Any]) -> dict[str, Any]:
         """Upload URLs for a run's files: pre-signed-style URLs on this same server."""
@@ -904,9 +773,7 @@ def _swept_keys(sweep_config: Mapping[str, Any]) -> list[str]:
     return list((sweep_config.get("parameters") or {}).keys())
 
 
-def _engine_state(state: str) -> str:
-    """W&B run states -> the `sweeps` engine's RunState values."""
-    return {"preempting": "running"}.get(state, state)
+_TERMINAL_STATES = ("finished", "failed", "crashed", "killed")
 
 
 def _read_body(handler: BaseHTTPRequestHandler) -> bytes:
