@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, List, Optional
 
+from analysis.errors import AnalysisError
 from regmix.mixture import Mixture, MixtureError
 from regmix.run_record import FINISHED, SCHEMA_VERSION
 
@@ -33,8 +34,10 @@ from regmix.run_record import FINISHED, SCHEMA_VERSION
 AGGREGATE_LOSS_NAMES = frozenset({"mean"})
 
 
-class WandbSourceError(ValueError):
-    """The W&B pull cannot go on; the message names the project path and the fix."""
+class WandbSourceError(AnalysisError):
+    """The W&B pull cannot go on; the message names the project path and the fix.
+
+    An `AnalysisError` (a `ValueError`): `regmix-fit` prints it as one `error: ...` line."""
 
 
 @dataclass
