@@ -18,7 +18,8 @@ class SourceConfig:
     """Where the runs come from: `local` run records, `csv` tables, or the `wandb` API."""
 
     kind: str = "local"
-    """'local' (result.json records under `root`), 'csv' (`mixtures` + `losses`) or 'wandb'."""
+    """'local' (result.json records under `root`), 'csv' (`mixtures` + `losses`), 'wandb';
+    'none' for no test source."""
     label: Optional[str] = None
     """Name of the source in reports and provenance; None = `kind`."""
     root: str = "runs/${sweep}"
@@ -161,8 +162,9 @@ class FitAppConfig:
     """`regmix-fit`: proxy runs -> compared regressors -> simulated candidates -> emitted mixture."""
 
     source: SourceConfig = field(default_factory=SourceConfig)
-    test: Optional[SourceConfig] = None
-    """Held-out runs the fitted regressors are also scored on (never used for fitting)."""
+    test: SourceConfig = field(default_factory=lambda: SourceConfig(kind="none"))
+    """Held-out runs the fitted regressors are also scored on (never used for fitting);
+    kind 'none' = no test source (e.g. test.kind=local test.root=runs/other)."""
     sweep: str = "default"
     """Sweep name: the local source reads runs/<sweep>/ by default."""
     name: str = "${sweep}"

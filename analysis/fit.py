@@ -57,7 +57,8 @@ class FitResult:
 
 
 def _logged(raw: RawRuns) -> list[str]:
-    return [c for c in raw.losses.columns if raw.losses[c].notna().any()]
+    """Domains some run reported a loss for (NaN included: validation names those runs)."""
+    return list(raw.losses.columns)
 
 
 def _sweep_id(cfg: SourceConfig, sweep: str) -> str | None:
@@ -66,8 +67,10 @@ def _sweep_id(cfg: SourceConfig, sweep: str) -> str | None:
     return sweep if cfg.kind == "local" else (cfg.label or cfg.kind)
 
 
-def _load_test(cfg: FitAppConfig, target: Target, domains: list[str]) -> tuple[RunsTable, DropReport]:
+def _load_test(cfg: FitAppConfig, target: Target, domains: list[str], train_location: str) -> tuple[RunsTable, DropReport]:
     raw = load_runs(cfg.test)
+    if raw.location == train_location:
+        raise AnalysisError(f"the test source is the training source ({raw.location}); point test.root / test.mixtures at held-out runs")
     missing = [d for d in target.domains if d not in _logged(raw)]
     if missing:
         raise AnalysisError(f"the test runs ({raw.location}) logged no loss for target domain(s) {missing}")
@@ -124,8 +127,8 @@ def run_fit(cfg: FitAppConfig, *, command: str | None = None, progress: bool = T
     table, drops = validate_runs(raw, required_losses=target.domains, allow_mixed=cfg.allow_mixed)
     domains = table.domains
     test_table = test_drops = None
-    if cfg.test is not None:
-        test_table, test_drops = _load_test(cfg, target, domains)
+    if cfg.test.kind != "none":
+        test_table, test_drops = _load_test(cfg, target, domains, raw.location)
     timings["load_s"] = time.perf_counter() - clock
 
     X, y = table.weights, target.values(table.losses)

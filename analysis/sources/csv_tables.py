@@ -24,7 +24,8 @@ def _read(path: str | None, what: str, key: str) -> pd.DataFrame:
     try:
         return pd.read_csv(file)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise AnalysisError(f"{what} table {file} is not a readable CSV ({exc}); fix source.{key}") from None
+        reason = " ".join(str(exc).split())  # pandas' messages span lines; ours is one line
+        raise AnalysisError(f"{what} table {file} is not a readable CSV ({reason}); fix source.{key}") from None
 
 
 def _domain_columns(

@@ -1,0 +1,189 @@
+"""regmix-fit end to end: shipped configs, run_fit on local records and on the paper's data,
+the emitted Hydra mixture, the CLI's output and error contract, and the torch-free import."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from analysis.config import FitAppConfig, register_fit_configs
+from analysis.emit import mixture_path, round_weights
+from analysis.errors import AnalysisError
+from analysis.fit import run_fit
+from analysis.synthetic import TARGET, linear_loss, synthetic_records
+from regmix.cli.hydra_app import CONF_DIR
+from regmix.config import MixtureConfig
+from regmix.mixture import Mixture
+from regmix.run_record import write_record
+
+REPO = Path(__file__).resolve().parents[1]
+PAPER = Path(os.environ.get("REGMIX_PAPER_DATA", REPO / "../shared/data/regmix-paper"))
+FAST = ["regressor=quick", "simulation.n_candidates=20000", "simulation.top_k=20", "plots=false"]
+
+
+def compose_fit(overrides: list[str]) -> FitAppConfig:
+    register_fit_configs()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name="fit", overrides=overrides)
+    return OmegaConf.to_object(cfg)
+
+
+@pytest.fixture
+def local_runs(tmp_path) -> Path:
+    root = tmp_path / "runs"
+    for rec in synthetic_records(linear_loss(5, seed=3), 40, noise=0.01, sweep="syn"):
+        write_record(root / rec["run_name"], rec)
+    return root
+
+
+def local_overrides(tmp_path: Path, root: Path) -> list[str]:
+    return ["source=local", f"source.root={root}", f"target={TARGET}", f"mixture_dir={tmp_path / 'mix'}",
+            f"report_dir={tmp_path / 'report'}", "out=syn", *FAST]
+
+
+@pytest.mark.parametrize("source", ["local", "csv", "wandb", "paper"])
+@pytest.mark.parametrize("regressor", ["default", "quick", "linear"])
+def test_every_shipped_config_composes(source, regressor):
+    cfg = compose_fit([f"source={source}", f"regressor={regressor}", "sweep=demo"])
+    assert isinstance(cfg, FitAppConfig) and cfg.source.kind == {"paper": "csv"}.get(source, source)
+    assert cfg.report_dir == ("reports/paper" if source == "paper" else "reports/demo")
+    if source == "local":
+        assert cfg.source.root == "runs/demo" and cfg.test.kind == "none"
+    if source == "paper":
+        assert cfg.target == "pile_cc" and cfg.test.kind == "csv" and cfg.test.mixtures.endswith("test_mixture_1m.csv")
+        assert len(cfg.simulation.sampler.prior) == 17
+
+
+def test_targets_compose_as_a_domain_or_a_weighting():
+    assert compose_fit(["target=pile_cc"]).target == "pile_cc"
+    assert compose_fit(["target={a: 1, b: 3}"]).target == {"a": 1, "b": 3}
+
+
+def test_run_fit_on_local_records_emits_a_mixture_regmix_train_composes(tmp_path, local_runs):
+    result = run_fit(compose_fit(local_overrides(tmp_path, local_runs)), command="regmix-fit ...", progress=False)
+    assert result.drive == "ridge" and "40 runs < 128" in result.drive_reason  # few runs: linear drives
+    assert result.emitted == tmp_path / "mix" / "syn.yaml"
+    text = result.emitted.read_text()
+    assert text.startswith("# Mixture 'syn', emitted by regmix-fit") and "regmix-train mixture=syn" in text
+
+    merged = OmegaConf.merge(OmegaConf.structured(MixtureConfig), OmegaConf.load(result.emitted))
+    assert merged.name == "syn" and merged.index is None and merged.table is None
+    domains = [f"d{i:02d}" for i in range(5)]
+    mixture = Mixture(dict(merged.weights), domains=domains, tolerance=1e-6)
+    assert abs(sum(mixture.values()) - 1.0) <= 1e-6 and mixture.to_dict() == result.mixture.to_dict()
+    provenance = merged.provenance
+    assert provenance.runs.count == 40 and provenance.runs.source == "local" and len(provenance.runs.table_sha256) == 64
+    assert provenance.target.label == TARGET and provenance.regressor.name == "ridge"
+    assert provenance.regressor.oof.spearman > 0.95 and provenance.simulation.n_candidates == 20000
+    assert provenance.simulation.sampler.cap_multiplier == 15.0 and provenance.command == "regmix-fit ..."
+
+    # The known answer of a linear loss: all weight on the domain with the largest gain (caps are 1 here).
+    loss = linear_loss(5, seed=3)
+    best_domain = domains[int(np.argmax(loss.gain))]
+    assert mixture[best_domain] > 0.95
+    assert result.predicted["chosen"] < min(result.predicted["best_run"], result.predicted["prior"], result.predicted["uniform"])
+    for name in ("report.md", "comparison.csv", "runs.csv", "mixture.csv", "top_candidates.csv", "predictions.csv"):
+        assert (tmp_path / "report" / name).is_file(), name
+    assert "| ridge" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_existing_mixture_is_kept_unless_overwrite(tmp_path, local_runs):
+    overrides = local_overrides(tmp_path, local_runs)
+    target = mixture_path("syn", tmp_path / "mix")
+    target.parent.mkdir(parents=True)
+    target.write_text("name: syn\n# hand-made, a run trained on it\n")
+    with pytest.raises(AnalysisError, match=r"syn.yaml already exists .* pass overwrite=true .* or out=<another name>"):
+        run_fit(compose_fit(overrides), progress=False)
+    assert target.read_text() == "name: syn\n# hand-made, a run trained on it\n"
+    run_fit(compose_fit([*overrides, "overwrite=true"]), progress=False)
+    assert "emitted by regmix-fit" in target.read_text()
+
+
+def test_test_source_with_other_domains_is_refused(tmp_path, local_runs):
+    other = tmp_path / "other"
+    for rec in synthetic_records(linear_loss(4, seed=3), 10, sweep="other"):
+        write_record(other / rec["run_name"], rec)
+    overrides = [*local_overrides(tmp_path, local_runs), "test.kind=local", f"test.root={other}"]
+    with pytest.raises(AnalysisError, match=r"test runs name other domains .* only in training \['d04'\]"):
+        run_fit(compose_fit(overrides), progress=False)
+    same = [*local_overrides(tmp_path, local_runs), "test.kind=local", f"test.root={local_runs}"]
+    with pytest.raises(AnalysisError, match=r"the test source is the training source"):
+        run_fit(compose_fit(same), progress=False)
+
+
+def test_plots_and_a_weighted_target(tmp_path, local_runs):
+    overrides = [o for o in local_overrides(tmp_path, local_runs) if o != "plots=false" and not o.startswith("target=")]
+    # the records log one loss; a list of one domain is a valid (equal-weight) target
+    result = run_fit(compose_fit([*overrides, f"target=[{TARGET}]", "plots=true"]), progress=False)
+    for name in ("pred_vs_actual.png", "domain_correlation.png", "mixture_vs_prior.png"):
+        assert (result.report_dir / name).stat().st_size > 1000, name
+
+
+def test_round_weights_sum_to_one_and_respect_caps():
+    weights = {"a": 0.33333333, "b": 0.33333333, "c": 0.33333334, "z": 0.0}
+    rounded = round_weights(weights, 4)
+    assert abs(sum(rounded.values()) - 1.0) < 1e-9 and rounded["z"] == 0.0
+    assert sorted(rounded.values()) == [0.0, 0.3333, 0.3333, 0.3334]
+    capped = round_weights({"a": 0.49996, "b": 0.50004}, 4, upper=[0.4999, 1.0])
+    assert capped["a"] <= 0.4999 + 1e-12 and abs(sum(capped.values()) - 1) < 1e-9
+    with pytest.raises(AnalysisError, match="is not a usable mixture name"):
+        mixture_path("a b", None)
+
+
+def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "analysis.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_cli_prints_where_everything_went_and_errors_in_one_line(tmp_path, local_runs):
+    args = [f"source.root={local_runs}", f"target={TARGET}", "mixture_dir=mix", "report_dir=rep", "out=cli", *FAST]
+    done = _cli(args, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "emitted: mix/cli.yaml" in done.stdout and "report:  rep/report.md" in done.stdout
+    assert "| ridge" in done.stdout and (tmp_path / "mix" / "cli.yaml").is_file()
+    assert not (tmp_path / "outputs").exists() and not (tmp_path / "rep" / ".hydra").exists()
+
+    again = _cli(args, tmp_path)
+    assert again.returncode == 2 and again.stderr.strip().count("\n") == 0
+    assert again.stderr.startswith("error: mix/cli.yaml already exists")
+    empty = _cli([f"source.root={tmp_path / 'none'}", f"target={TARGET}", "mixture_dir=mix"], tmp_path)
+    assert empty.returncode == 2 and empty.stderr.startswith("error: source 'local' has no runs")
+
+
+def test_analysis_imports_without_torch():
+    code = (
+        "import sys\n"
+        "import analysis, analysis.cli, analysis.fit, analysis.plots, analysis.report, analysis.synthetic\n"
+        "import analysis.sources.local, analysis.sources.csv_tables, analysis.sources.wandb_api\n"
+        "assert 'torch' not in sys.modules, 'analysis imported torch'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.skipif(not PAPER.is_dir(), reason="the paper's data (../shared/data/regmix-paper) is absent")
+def test_paper_data_acceptance(tmp_path):
+    """Fit on the 512 training runs, score on the 256 test runs, target Pile-CC (200k candidates
+    here; the README command and benchmarks/fit_speed.py use 1M)."""
+    cfg = compose_fit([
+        "source=paper", f"mixture_dir={tmp_path}", f"report_dir={tmp_path / 'report'}", "plots=false",
+        "simulation.n_candidates=200000",
+    ])
+    result = run_fit(cfg, progress=False)
+    table = result.comparison
+    assert table.loc["lightgbm", "test_spearman"] >= 0.985
+    assert table.loc["ridge", "test_spearman"] >= 0.895
+    assert np.isfinite(table.loc["xgboost", "test_spearman"]) and table.loc["xgboost", "test_spearman"] > 0.98
+    assert table["oof_spearman"].notna().all()
+    assert len(result.table) == 512 and len(result.test_table) == 256
+    assert result.drive == "lightgbm"
+    assert result.mixture["pile_cc"] >= 0.8
+    assert result.predicted["chosen"] < result.predicted["prior"]
+    assert result.predicted["chosen"] < result.predicted["best_run"]
