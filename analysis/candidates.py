@@ -27,9 +27,11 @@ from regmix.config import SamplerConfig
 from regmix.mixture import check_domains
 from regmix.sampler import SamplerError, normalize_prior
 
-#: Give up when fewer than this share of draws meets the caps (the caps are then nearly
-#: infeasible under the prior, and the run would only spin).
-MIN_ACCEPTANCE = 1e-3
+#: Give up when fewer than this share of draws meets the caps: the simulation would spend
+#: minutes drawing (100 domains around a uniform prior with the paper's strengths: 0.3%).
+MIN_ACCEPTANCE = 0.01
+#: Chunks drawn before the acceptance is judged.
+ACCEPTANCE_CHUNKS = 4
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,8 @@ def _strengths(s: SamplerConfig) -> np.ndarray:
 
 
 def _bounds(values: Mapping[str, float], domains: Sequence[str], what: str, default: float) -> np.ndarray:
+    if not isinstance(values, Mapping):
+        raise AnalysisError(f"simulation.{what}={values!r} is not a mapping; write it as '{{domain: weight}}'")
     check_domains(values, domains, what=f"simulation.{what}")
     out = np.full(len(domains), default, dtype=np.float64)
     for i, d in enumerate(domains):
@@ -106,10 +110,12 @@ def candidate_space(
     """Validate prior and constraints against the train domains; raise `AnalysisError` on conflict."""
     domains = list(domains)
     _check_settings(settings)
+    if not isinstance(prior, Mapping):
+        raise AnalysisError(f"the prior {prior!r} is not a mapping; write it as simulation.prior='{{domain: share}}'")
     try:
         shares = normalize_prior(prior, domains)
     except SamplerError as exc:
-        raise AnalysisError(f"{exc} (set simulation.sampler.prior={{domain: share}})") from None
+        raise AnalysisError(f"{exc} (set simulation.prior={{domain: share}})") from None
     lo = _bounds(minimums or {}, domains, "minimums", 0.0)
     hi = _bounds(caps or {}, domains, "caps", 1.0)
     if lo.sum() >= 1.0:
@@ -190,10 +196,11 @@ def iter_candidates(
         stats["accepted"] += len(weights)
         if len(weights):
             yield weights
-        if stats["drawn"] >= 20 * chunk_rows and stats["accepted"] < MIN_ACCEPTANCE * stats["drawn"]:
+        if stats["drawn"] >= ACCEPTANCE_CHUNKS * chunk_rows and stats["accepted"] < MIN_ACCEPTANCE * stats["drawn"]:
             raise AnalysisError(
-                f"only {stats['accepted']} of {stats['drawn']} drawn candidates meet the caps; "
-                "the caps (simulation.caps, sampler.cap_multiplier) leave almost nothing under this prior: loosen them"
+                f"only {stats['accepted']:,} of {stats['drawn']:,} drawn candidates meet the caps; with many "
+                "domains raise simulation.sampler.min_strength/max_strength (a Dirichlet's strength spreads over "
+                "every domain), or loosen simulation.caps / sampler.cap_multiplier"
             )
 
 

@@ -7,10 +7,16 @@ Torch-free, like the whole analysis side.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, List, Optional
 
 from analysis.sources.wandb_api import WandbSourceConfig
 from regmix.config import SamplerConfig
+
+#: Mappings users set on the command line ('simulation.caps={pile_cc: 0.9}') are typed Any
+#: with a None default: Hydra merges an override into a typed Dict node, and neither an empty
+#: struct dict nor a None Dict accepts new keys that way; an Any node takes the whole mapping.
+#: The code validates their contents (names against the domains, values as numbers).
+CLI_DICTS = ("source.rename", "simulation.prior", "simulation.caps", "simulation.minimums")
 
 
 @dataclass
@@ -37,8 +43,8 @@ class SourceConfig:
     """csv: stripped from loss column names (e.g. 'metric/the_pile_'); columns without it are ignored."""
     loss_suffix: str = ""
     """csv: e.g. '_val_loss'."""
-    rename: Dict[str, str] = field(default_factory=dict)
-    """csv: domain renames applied after stripping (old -> new)."""
+    rename: Any = None
+    """csv: domain renames applied after stripping, {old: new} (typed Any: see CLI_DICTS)."""
     model: Optional[str] = None
     """csv: model size of every run (tables carry none); used to refuse mixing sizes."""
     tokens: Optional[int] = None
@@ -148,13 +154,16 @@ class SimulationConfig:
     block still contributes to the top k (the screen's safety margin)."""
     predict_threads: int = 0
     """Threads for predicting candidates; 0 = every core."""
+    prior: Any = None
+    """Token prior of the runs' corpus, {domain: share or token count}: candidates are drawn
+    around it and capped at cap_multiplier x it. None = `sampler.prior` if set, else the prior
+    the runs recorded (local records carry their corpus token counts), else uniform (warned)."""
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
-    """RegMix's generator (tempered prior, log-spaced strengths, caps = cap_multiplier * prior).
-    `sampler.prior` overrides the token prior the runs recorded."""
-    caps: Dict[str, float] = field(default_factory=dict)
-    """Largest weight per domain (on top of the sampler's caps)."""
-    minimums: Dict[str, float] = field(default_factory=dict)
-    """Smallest weight per domain."""
+    """RegMix's generator (tempered prior, log-spaced strengths, caps = cap_multiplier * prior)."""
+    caps: Any = None
+    """Largest weight per domain, {domain: weight} (on top of the sampler's caps)."""
+    minimums: Any = None
+    """Smallest weight per domain, {domain: weight}."""
 
 
 @dataclass

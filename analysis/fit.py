@@ -22,7 +22,7 @@ from analysis.errors import AnalysisError
 from analysis.regressors import REGRESSORS, build_regressor, build_screen, is_linear
 from analysis.regressors.base import prediction_threads
 from analysis.runs_table import DropReport, RawRuns, RunsTable, check_usable, validate_runs
-from analysis.simulate import SimulationResult, simulate
+from analysis.simulate import AGGREGATES, SimulationResult, simulate
 from analysis.sources import load_runs
 from analysis.target import Target, parse_target
 from regmix.mixture import Mixture
@@ -52,6 +52,8 @@ class FitResult:
     simulation: dict = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    cross_check: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Target loss each compared regressor predicts for the chosen mixture, the best run and the prior."""
     details: dict = field(default_factory=dict)
     """Arrays the report draws from: oof/test predictions, top candidates, prior, bounds."""
 
@@ -86,18 +88,39 @@ def _load_test(cfg: FitAppConfig, target: Target, domains: list[str], train_loca
 
 
 def _prior(cfg: FitAppConfig, table: RunsTable, warnings: list[str]) -> dict[str, float]:
+    if cfg.simulation.prior:
+        return dict(cfg.simulation.prior)
     if cfg.simulation.sampler.prior:
         return dict(cfg.simulation.sampler.prior)
     if table.prior:
         return {d: table.prior.get(d, 0.0) for d in table.domains}
     warnings.append(
         "the runs carry no token prior: candidates are drawn around a uniform prior "
-        "(set simulation.sampler.prior={domain: share} for RegMix's token prior)"
+        "(set simulation.prior={domain: share} for RegMix's token prior)"
     )
     return {d: 1.0 for d in table.domains}
 
 
-def _chunk_rows(cfg: FitAppConfig, n_domains: int) -> int:
+def _check_settings(cfg: FitAppConfig) -> None:
+    """Settings that would otherwise fail after the slow steps."""
+    r, sim = cfg.regressor, cfg.simulation
+    unknown = [n for n in r.compare if n not in REGRESSORS]
+    if unknown or not r.compare:
+        raise AnalysisError(f"regressor.compare={list(r.compare)}: use some of {sorted(REGRESSORS)}")
+    if r.drive not in ("auto", "best_oof", *r.compare):
+        raise AnalysisError(f"regressor.drive={r.drive!r}: use auto, best_oof or one of regressor.compare={list(r.compare)}")
+    if r.folds < 2:
+        raise AnalysisError(f"regressor.folds={r.folds} is too few: use at least 2 (default 5)")
+    if sim.aggregate not in AGGREGATES:
+        raise AnalysisError(f"simulation.aggregate={sim.aggregate!r} is unknown; use one of {list(AGGREGATES)}")
+    if not 1 <= sim.top_k <= sim.n_candidates:
+        raise AnalysisError(f"simulation.top_k={sim.top_k} must be between 1 and n_candidates={sim.n_candidates}")
+    if not 1 <= cfg.weight_decimals <= 9:
+        raise AnalysisError(f"weight_decimals={cfg.weight_decimals} is invalid; use 1-9 (4 = a 1e-4 grid)")
+
+
+def candidate_chunk_rows(cfg: FitAppConfig, n_domains: int) -> int:
+    """Rows per candidate chunk: `chunk_size`, fewer when `chunk_bytes` would be exceeded."""
     return int(max(1024, min(cfg.simulation.chunk_size, cfg.simulation.chunk_bytes // (8 * n_domains))))
 
 
@@ -120,15 +143,20 @@ def run_fit(cfg: FitAppConfig, *, command: str | None = None, progress: bool = T
     out = cfg.out or f"{cfg.name}_{target.slug}"
     path = mixture_path(out, cfg.mixture_dir)
     check_free(path, cfg.overwrite)
-    unknown = [n for n in cfg.regressor.compare if n not in REGRESSORS]
-    if unknown or not cfg.regressor.compare:
-        raise AnalysisError(f"regressor.compare={list(cfg.regressor.compare)}: use some of {sorted(REGRESSORS)}")
+    _check_settings(cfg)
 
     table, drops = validate_runs(raw, required_losses=target.domains, allow_mixed=cfg.allow_mixed)
     domains = table.domains
     test_table = test_drops = None
     if cfg.test.kind != "none":
         test_table, test_drops = _load_test(cfg, target, domains, raw.location)
+    space = candidate_space(
+        domains,
+        _prior(cfg, table, warnings),
+        cfg.simulation.sampler,
+        caps=cfg.simulation.caps,
+        minimums=cfg.simulation.minimums,
+    )
     timings["load_s"] = time.perf_counter() - clock
 
     X, y = table.weights, target.values(table.losses)
@@ -163,13 +191,6 @@ def run_fit(cfg: FitAppConfig, *, command: str | None = None, progress: bool = T
             f"regressor.drive={best_oof} would let it pick the mixture"
         )
 
-    space = candidate_space(
-        domains,
-        _prior(cfg, table, warnings),
-        cfg.simulation.sampler,
-        caps=cfg.simulation.caps,
-        minimums=cfg.simulation.minimums,
-    )
     clock = time.perf_counter()
     screen = None
     if not is_linear(drive) and cfg.simulation.screen_keep > 0:
@@ -181,7 +202,7 @@ def run_fit(cfg: FitAppConfig, *, command: str | None = None, progress: bool = T
         top_k=cfg.simulation.top_k,
         aggregate=cfg.simulation.aggregate,
         seed=cfg.simulation.seed,
-        chunk_rows=_chunk_rows(cfg, len(domains)),
+        chunk_rows=candidate_chunk_rows(cfg, len(domains)),
         screen=screen,
         screen_keep=cfg.simulation.screen_keep,
         screen_blocks=cfg.simulation.screen_blocks,
@@ -206,11 +227,19 @@ def run_fit(cfg: FitAppConfig, *, command: str | None = None, progress: bool = T
         "predicted": predicted["best_run"],
         "weights": dict(zip(domains, map(float, X.to_numpy()[best_pos]))),
     }
+    # Every compared regressor's view of the same mixtures: a choice that only the driving
+    # regressor likes is an artefact of that model, not of the data.
+    points = {"chosen": vector, "best_run": X.to_numpy()[best_pos], "prior": space.prior}
+    cross_check = {
+        name: {label: _predict(other, point) for label, point in points.items()}
+        for name, other in comparison.models.items()
+    }
     nearest = float(np.abs(X.to_numpy() - vector[None, :]).sum(axis=1).min())
     _check_outcome(predicted, sim, nearest, warnings)
 
     provenance = _provenance(
-        cfg, command, raw, table, drops, test_table, target, comparison, drive, why, model, space, sim, predicted, best_run, nearest
+        cfg, command, raw, table, drops, test_table, target, comparison, drive, why, model, space, sim, predicted,
+        best_run, nearest, cross_check,
     )
     header = _header(out, target, drive, comparison, table, cfg, predicted, command)
     emitted = emit_mixture(path, name=out, weights=weights, provenance=provenance, header=header, overwrite=cfg.overwrite)
@@ -232,6 +261,7 @@ def run_fit(cfg: FitAppConfig, *, command: str | None = None, progress: bool = T
         simulation={**sim.stats, "nearest_run_l1": nearest},
         timings=timings,
         warnings=warnings,
+        cross_check=cross_check,
         details=_details(comparison, sim, space, y, y_test),
     )
     clock = time.perf_counter()
@@ -265,7 +295,7 @@ def _scores(row: pd.Series, prefix: str) -> dict[str, float]:
 
 
 def _provenance(cfg, command, raw, table, drops, test_table, target, comparison: Comparison, drive, why, model,
-                space: CandidateSpace, sim: SimulationResult, predicted, best_run, nearest) -> dict:
+                space: CandidateSpace, sim: SimulationResult, predicted, best_run, nearest, cross_check) -> dict:
     row = comparison.table.loc[drive]
     sampler = asdict(cfg.simulation.sampler)
     sampler.pop("prior", None)
@@ -316,6 +346,7 @@ def _provenance(cfg, command, raw, table, drops, test_table, target, comparison:
         },
         "compared": {name: _scores(r, "oof_") for name, r in comparison.table.iterrows()},
         "predicted_loss": {**predicted, "best_run_actual": best_run["loss"], "best_run_id": best_run["id"]},
+        "predicted_by_each_regressor": cross_check,
         "nearest_run_l1": nearest,
         "simulation": settings,
         "constraints": {

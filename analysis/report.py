@@ -174,6 +174,13 @@ def write_report(result, *, plots: bool = True) -> Path:
         "",
         markdown_table(["mixture", "predicted loss", ""], predicted_rows(result)),
         "",
+        "Cross-check, the same mixtures as every compared regressor predicts them:",
+        "",
+        markdown_table(
+            ["regressor", "chosen", "best run", "prior"],
+            [[name, v["chosen"], v["best_run"], v["prior"]] for name, v in result.cross_check.items()],
+        ),
+        "",
         "## Chosen mixture",
         "",
         markdown_table(

@@ -22,9 +22,18 @@ from analysis.runs_table import META_COLUMNS, RawRuns
 from regmix.config import SamplerConfig
 
 TARGET = "target"
-#: Proxy tables are drawn less sparse than the simulation's default (the paper's data used
-#: strengths in [1, 5]): a sweep of a few hundred runs should cover the simplex's interior.
-TABLE_SAMPLER = SamplerConfig(temperature=0.5, min_strength=1.0, max_strength=5.0, n_strengths=10)
+
+
+def scaled_sampler(n_domains: int, *, min_strength: float = 1.0, max_strength: float = 5.0) -> SamplerConfig:
+    """Generator settings whose Dirichlet strengths grow with the number of domains.
+
+    A strength s spreads over every domain: at 100 domains the paper's [0.1, 5] gives draws
+    so sparse that 0.3% meet the 15 x prior caps. Scaling by n / 17 (the paper's domain count)
+    keeps draws as spread as the paper's. Tables use [1, 5] (the paper's released data), less
+    sparse than the simulation's default, so a few hundred runs cover the simplex's interior.
+    """
+    k = max(1.0, n_domains / 17)
+    return SamplerConfig(temperature=0.5, min_strength=min_strength * k, max_strength=max_strength * k, n_strengths=10)
 
 
 @dataclass
@@ -80,9 +89,9 @@ def interaction_loss(n_domains: int, *, seed: int = 0) -> KnownLoss:
     return KnownLoss(_names(n_domains), "interaction", base=3.0, center=center, curvature=curvature)
 
 
-def draw_mixtures(n: int, domains: list[str], *, seed: int, settings: SamplerConfig = TABLE_SAMPLER) -> np.ndarray:
+def draw_mixtures(n: int, domains: list[str], *, seed: int, settings: SamplerConfig | None = None) -> np.ndarray:
     """`n` mixtures from the generator around a uniform prior (float64, rows sum to 1)."""
-    space = candidate_space(domains, {d: 1.0 for d in domains}, settings)
+    space = candidate_space(domains, {d: 1.0 for d in domains}, settings or scaled_sampler(len(domains)))
     chunks = list(iter_candidates(space, n, chunk_rows=min(n, 65_536), seed=seed))
     weights = np.concatenate(chunks).astype(np.float64)
     return weights / weights.sum(axis=1, keepdims=True)

@@ -58,12 +58,16 @@ def test_every_shipped_config_composes(source, regressor):
         assert cfg.source.root == "runs/demo" and cfg.test.kind == "none"
     if source == "paper":
         assert cfg.target == "pile_cc" and cfg.test.kind == "csv" and cfg.test.mixtures.endswith("test_mixture_1m.csv")
-        assert len(cfg.simulation.sampler.prior) == 17
+        assert len(cfg.simulation.prior) == 17
 
 
-def test_targets_compose_as_a_domain_or_a_weighting():
+def test_targets_and_mappings_compose_from_the_command_line():
     assert compose_fit(["target=pile_cc"]).target == "pile_cc"
     assert compose_fit(["target={a: 1, b: 3}"]).target == {"a": 1, "b": 3}
+    cfg = compose_fit(["simulation.caps={a: 0.5}", "simulation.minimums={b: 0.1}", "simulation.prior={a: 3, b: 1}",
+                       "source.rename={old: new}"])
+    assert cfg.simulation.caps == {"a": 0.5} and cfg.simulation.minimums == {"b": 0.1}
+    assert cfg.simulation.prior == {"a": 3, "b": 1} and cfg.source.rename == {"old": "new"}
 
 
 def test_run_fit_on_local_records_emits_a_mixture_regmix_train_composes(tmp_path, local_runs):
@@ -104,6 +108,26 @@ def test_existing_mixture_is_kept_unless_overwrite(tmp_path, local_runs):
     assert target.read_text() == "name: syn\n# hand-made, a run trained on it\n"
     run_fit(compose_fit([*overrides, "overwrite=true"]), progress=False)
     assert "emitted by regmix-fit" in target.read_text()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("regressor.drive=svm", r"regressor.drive='svm': use auto, best_oof or one of"),
+        ("regressor.compare=[ridge,svm]", r"regressor.compare=\['ridge', 'svm'\]: use some of"),
+        ("simulation.aggregate=mode", r"simulation.aggregate='mode' is unknown"),
+        ("simulation.top_k=0", r"simulation.top_k=0 must be between 1 and"),
+        ("simulation.caps={nope: 0.5}", r"simulation.caps names unknown domain\(s\) \['nope'\]"),
+        ("simulation.minimums={d00: 0.7, d01: 0.7}", r"simulation.minimums sum to 1.4"),
+        ("target=nope", r"target names domain\(s\) \['nope'\] that no run logged"),
+        ("out=a/b", r"out='a/b' is not a usable mixture name"),
+    ],
+)
+def test_bad_settings_fail_before_any_fitting(tmp_path, local_runs, override, message):
+    cfg = compose_fit([*local_overrides(tmp_path, local_runs), override])
+    with pytest.raises(ValueError, match=message):
+        run_fit(cfg, progress=False)
+    assert not (tmp_path / "mix").exists() and not (tmp_path / "report").exists()
 
 
 def test_test_source_with_other_domains_is_refused(tmp_path, local_runs):

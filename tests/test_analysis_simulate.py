@@ -50,7 +50,7 @@ def test_constraints_that_cannot_hold_are_refused():
         candidate_space(DOMAINS, PRIOR, SamplerConfig(), caps={d: 0.2 for d in DOMAINS})
     with pytest.raises(ValueError, match=r"simulation.caps names unknown domain\(s\) \['zz'\]"):
         candidate_space(DOMAINS, PRIOR, SamplerConfig(), caps={"zz": 0.5})
-    with pytest.raises(AnalysisError, match=r"lacks domain\(s\) \['d'\].*simulation.sampler.prior"):
+    with pytest.raises(AnalysisError, match=r"lacks domain\(s\) \['d'\].*simulation.prior"):
         candidate_space(DOMAINS, {"a": 1, "b": 1, "c": 1}, SamplerConfig())
     with pytest.raises(AnalysisError, match=r"sampler.temperature=0.0 is invalid"):
         candidate_space(DOMAINS, PRIOR, SamplerConfig(temperature=0.0))

@@ -31,7 +31,7 @@ def load_runs(cfg) -> RawRuns:
             weight_suffix=cfg.weight_suffix,
             loss_prefix=cfg.loss_prefix,
             loss_suffix=cfg.loss_suffix,
-            rename=dict(cfg.rename),
+            rename=dict(cfg.rename or {}),
             model=cfg.model,
             tokens=cfg.tokens,
             corpus=cfg.corpus,

@@ -6,6 +6,7 @@ paper's released data (`train_the_pile_<d>`, `metric/the_pile_<d>_val_loss`) loa
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -79,13 +80,15 @@ def load_csv_runs(
     weight_suffix: str = "",
     loss_prefix: str = "",
     loss_suffix: str = "",
-    rename: dict[str, str] | None = None,
+    rename: Mapping[str, str] | None = None,
     model: str | None = None,
     tokens: int | None = None,
     corpus: str | None = None,
     label: str = "csv",
 ) -> RawRuns:
     """Join the two tables on `index`; rows present in only one table are reported as dropped."""
+    if rename is not None and not isinstance(rename, Mapping):
+        raise AnalysisError(f"source.rename={rename!r} is not a mapping; write it as '{{old: new}}'")
     rename = dict(rename or {})
     mix = _read(mixtures, "mixtures", "mixtures")
     los = _read(losses, "losses", "losses")
