@@ -28,6 +28,10 @@ from analysis.target import Target, parse_target
 from regmix.mixture import Mixture
 
 
+#: Out-of-fold Spearman below which the driving regressor's ranking is called weak in the report.
+WEAK_SPEARMAN = 0.5
+
+
 @dataclass
 class FitResult:
     """Everything `regmix-fit` produced; the report and the emitted file are on disk too."""
@@ -183,6 +187,12 @@ def run_fit(cfg: FitAppConfig, *, command: str | None = None, progress: bool = T
         comparison, drive=cfg.regressor.drive, n_runs=len(table), min_runs_for_trees=cfg.regressor.min_runs_for_trees
     )
     model = comparison.models[drive]
+    drive_oof = comparison.table.loc[drive, "oof_spearman"]
+    if not drive_oof >= WEAK_SPEARMAN:  # NaN too: a constant prediction ranks nothing
+        warnings.append(
+            f"the driving {drive} ranks held-out runs poorly (out-of-fold Spearman {drive_oof:.2f} < {WEAK_SPEARMAN}); "
+            "the mixture is little better than a guess: train more proxy runs (or longer ones, less noisy) first"
+        )
     best_oof = comparison.table["oof_spearman"].idxmax() if comparison.table["oof_spearman"].notna().any() else drive
     if best_oof != drive:
         warnings.append(

@@ -150,6 +150,15 @@ def test_plots_and_a_weighted_target(tmp_path, local_runs):
         assert (result.report_dir / name).stat().st_size > 1000, name
 
 
+def test_a_driving_regressor_that_cannot_rank_is_flagged(tmp_path):
+    root = tmp_path / "noisy"
+    for rec in synthetic_records(linear_loss(5, seed=3), 24, noise=5.0, sweep="noisy"):  # noise >> signal
+        write_record(root / rec["run_name"], rec)
+    result = run_fit(compose_fit(local_overrides(tmp_path, root)), progress=False)
+    assert any("ranks held-out runs poorly" in w and "train more proxy runs" in w for w in result.warnings)
+    assert "ranks held-out runs poorly" in (result.report_dir / "report.md").read_text()
+
+
 def test_round_weights_sum_to_one_and_respect_caps():
     weights = {"a": 0.33333333, "b": 0.33333333, "c": 0.33333334, "z": 0.0}
     rounded = round_weights(weights, 4)
