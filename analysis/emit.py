@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import yaml
 
 from analysis.errors import AnalysisError
 from regmix.mixture import Mixture
+from regmix.sampler import write_text_atomic
 
 #: A Hydra option name: `mixture=<out>` must parse as one plain value.
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -108,13 +108,4 @@ def emit_mixture(
     }
     text = "".join(f"# {line}\n".replace("# \n", "#\n") for line in header)
     text += yaml.safe_dump(body, sort_keys=False, default_flow_style=False, width=100)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text_atomic(path, text)  # a reader (a starting target run) never sees half a file
