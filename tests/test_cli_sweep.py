@@ -153,12 +153,13 @@ def test_grids_over_500_runs_warn_that_the_local_controller_repeats(project):
 def test_online_creates_the_sweep_and_records_its_id_beside_the_spec(project, monkeypatch):
     with FakeWandb(entity="me", project="mixes") as fake, fake.client_env():
         monkeypatch.delenv("WANDB_ENTITY")  # the key's default entity is found through the API
+        monkeypatch.delenv("WANDB_PROJECT")
         lines: list[str] = []
         created = launch_sweep(sweep="s", project="mixes", fixed=["train.tokens=20480"], log=lines.append)
+        assert "WANDB_PROJECT" not in os.environ  # wandb.sweep exports it; launch_sweep puts it back
         again = launch_sweep(sweep="s", project="mixes", log=lambda _: None)
         stored = fake.sweeps[("me", "mixes", created.id)]
         counts = dict(fake.request_counts)
-    assert os.environ.get("WANDB_PROJECT") is None  # nothing of wandb.sweep's env is left behind
     record = json.loads(record_path("sweeps", "s").read_text())
     assert (record["id"], record["entity"], record["project"]) == (again.id, "me", "mixes")
     assert record["path"] == f"me/mixes/{again.id}" and record["url"].endswith(f"/me/mixes/sweeps/{again.id}")
