@@ -109,7 +109,7 @@ def simulate(
     bar = tqdm(total=n_candidates, desc="simulate", unit="cand", unit_scale=True, disable=not progress or None, leave=False)
     scorer = screen if use_screen else model
     # Score chunk i on a worker thread while the main thread draws chunk i + 1: the boosters
-    # predict in C without the GIL, so drawing and scoring overlap (at most 2 chunks in memory).
+    # predict in C without the GIL, so drawing and scoring overlap (at most 3 chunks alive).
     with bar, ThreadPoolExecutor(max_workers=1) as worker:
         pending = None
         for chunk in iter_candidates(space, n_candidates, chunk_rows=chunk_rows, seed=seed, stats=stats):

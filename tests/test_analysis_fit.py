@@ -159,6 +159,33 @@ def test_a_driving_regressor_that_cannot_rank_is_flagged(tmp_path):
     assert "ranks held-out runs poorly" in (result.report_dir / "report.md").read_text()
 
 
+def test_regmix_fit_pulls_runs_from_wandb(tmp_path, monkeypatch):
+    """source=wandb end to end, against the loopback fake of the W&B backend (regmix.testing)."""
+    from regmix.testing import DUMMY_API_KEY, FakeWandb
+
+    loss = linear_loss(4, seed=5)
+    with FakeWandb() as fake:
+        monkeypatch.setenv("WANDB_BASE_URL", fake.url)
+        monkeypatch.setenv("WANDB_API_KEY", DUMMY_API_KEY)
+        for rec in synthetic_records(loss, 30, noise=0.01):
+            config = {"mixture": {"index": rec["mixture_index"], "weights": rec["mixture"], "name": None},
+                      "model": {"name": "tiny"}, "corpus": rec["corpus"], "run_name": rec["run_name"], "sweep": "syn"}
+            summary = {f"val/{TARGET}/loss": rec["val_loss"][TARGET], "tokens": 1000}
+            fake.add_run(config=config, summary=summary, sweep="swpfit01")
+        fake.add_run(config={"run_name": "crashed"}, summary={}, state="crashed", sweep="swpfit01")
+        cfg = compose_fit([
+            "source=wandb", "source.wandb.sweep=swpfit01", "source.wandb.entity=regmix-tests", "source.wandb.retries=1",
+            "source.wandb.retry_wait_s=1", "source.wandb.retry_wait_max_s=1", f"target={TARGET}",
+            f"mixture_dir={tmp_path}", f"report_dir={tmp_path / 'report'}", "out=from_wandb", *FAST,
+        ])
+        result = run_fit(cfg, progress=False)
+    assert len(result.table) == 30 and result.drops.total == 30  # the crashed run is never pulled
+    assert result.table.prior == {d: 1000.0 for d in loss.domains}  # the corpus token counts the runs logged
+    provenance = OmegaConf.load(result.emitted).provenance
+    assert provenance.runs.source == "wandb" and provenance.runs.sweep == "swpfit01"
+    assert result.mixture[loss.domains[int(np.argmax(loss.gain))]] > 0.95
+
+
 def test_round_weights_sum_to_one_and_respect_caps():
     weights = {"a": 0.33333333, "b": 0.33333333, "c": 0.33333334, "z": 0.0}
     rounded = round_weights(weights, 4)
