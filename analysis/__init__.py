@@ -8,7 +8,9 @@ Stages, each a module with one job (all torch-free; `regmix-fit` runs them in or
 - `target`       the loss to minimise: one domain or a weighted combination;
 - `regressors`   scikit-learn estimators (ridge, LightGBM, XGBoost) keyed by domain name;
 - `compare`      out-of-fold (and held-out test) Spearman, Pearson, MSE, R2; which one drives;
-- `simulate`     candidates from the prior, screened and scored in chunks, top-k aggregated;
+- `candidates`   RegMix's generator around the token prior, in float32 chunks, within caps/minimums;
+- `simulate`     candidates screened and scored in chunks, top-k aggregated;
 - `emit`         the chosen mixture as a Hydra config entry (conf/mixture/<out>.yaml);
-- `report`, `plots`  markdown, CSV and PNG figures; `fit.run_fit` ties it together.
+- `report`, `plots`  markdown, CSV and PNG figures; `fit.run_fit` ties it together, `cli` is regmix-fit;
+- `synthetic`    runs tables from known loss functions (known-answer tests, scale benchmark).
 """
