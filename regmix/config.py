@@ -156,8 +156,9 @@ class SamplerConfig:
     """Draw oversample * n candidates, then dedup and pick n."""
     dedup_l1: float = 1e-5
     """Candidates within this L1 distance of a kept one are dropped."""
-    prior: Optional[Dict[str, float]] = None
-    """Override the corpus token prior (domain -> share); None = train-token shares."""
+    prior: Any = None
+    """Override the corpus token prior {domain: share}; None = train-token shares. Typed Any so
+    that 'sampler.prior={a: 0.5, b: 0.5}' merges from the command line (see MixtureConfig.weights)."""
 
 
 @dataclass

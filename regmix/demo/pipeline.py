@@ -25,16 +25,13 @@ from regmix.corpus.store import CorpusMeta, TARGET_ROLE
 from regmix.demo.config import DemoConfig
 from regmix.mixture import Mixture
 
-SWEEP = "demo"
-
-
 @dataclass
 class Job:
     """One training run of the demo: a label (what the mixture is), its weights and its scale."""
 
     label: str
     mixture: Mixture
-    scale: str  # "proxy" or "target"
+    scale: str  # "proxy", "proxy_check" or "target": also the folder under out_dir
     seed: int = 0
     index: int | None = None
 
@@ -53,8 +50,11 @@ def run_name(job: Job) -> str:
 
 
 def train_config(cfg: DemoConfig, job: Job) -> TrainAppConfig:
-    model, train = (cfg.proxy_model, cfg.proxy_train) if job.scale == "proxy" else (cfg.target_model, cfg.target_train)
-    tracker = replace(cfg.tracker, group=f"{SWEEP}-{job.scale}", tags=[job.scale, job.label])
+    # "proxy_check": a mixture that is not in the sweep, trained at proxy scale in a folder of its
+    # own so that the fit (which reads <out>/proxy) sees the sweep's proxies only.
+    at_proxy_scale = job.scale in ("proxy", "proxy_check")
+    model, train = (cfg.proxy_model, cfg.proxy_train) if at_proxy_scale else (cfg.target_model, cfg.target_train)
+    tracker = replace(cfg.tracker, group=f"{cfg.sweep}-{job.scale}", tags=[job.scale, job.label])
     return TrainAppConfig(
         model=model,
         data=cfg.data,
@@ -62,35 +62,34 @@ def train_config(cfg: DemoConfig, job: Job) -> TrainAppConfig:
         eval=EvalConfig(tokens_per_domain=cfg.eval_tokens),
         mixture=MixtureConfig(name=job.label, index=job.index, weights=job.mixture.to_dict(), table=None),
         tracker=tracker,
-        sweep=SWEEP,
+        sweep=cfg.sweep,
         out_dir=str(Path(cfg.out_dir) / job.scale),
         run_name=run_name(job),
         seed=job.seed,
     )
 
 
-def _train_one(app_cfg: TrainAppConfig) -> dict[str, Any]:
+def _train_one(position: int, app_cfg: TrainAppConfig) -> tuple[int, dict[str, Any]]:
     # In a worker process: quiet, one torch thread (set by train_run), the record is the result.
     os.environ.setdefault("WANDB_SILENT", "true")
     from dataclasses import asdict
 
     from regmix.train import train_run
 
-    resolved = asdict(app_cfg)
-    return train_run(app_cfg, resolved=resolved, log=lambda *_: None)
+    return position, train_run(app_cfg, resolved=asdict(app_cfg), log=lambda *_: None)
 
 
-def train_many(cfg: DemoConfig, jobs: list[Job], desc: str) -> dict[str, dict[str, Any]]:
-    """Train `jobs` over worker processes (joblib), with a progress bar; records by run name."""
+def train_many(cfg: DemoConfig, jobs: list[Job], desc: str) -> list[dict[str, Any]]:
+    """Train `jobs` over worker processes (joblib), with a progress bar; records in job order."""
     configs = [train_config(cfg, job) for job in jobs]
     n_jobs = cfg.jobs or os.cpu_count() or 1
-    records: dict[str, dict[str, Any]] = {}
+    records: list[dict[str, Any] | None] = [None] * len(configs)
     runner = Parallel(n_jobs=min(n_jobs, len(configs)), return_as="generator_unordered")
     with tqdm(total=len(configs), desc=desc, unit="run") as bar:
-        for record in runner(delayed(_train_one)(c) for c in configs):
-            records[record["run_name"]] = record
+        for position, record in runner(delayed(_train_one)(i, c) for i, c in enumerate(configs)):
+            records[position] = record
             bar.update()
-    return {run_name(job): records[run_name(job)] for job in jobs}
+    return records
 
 
 def target_loss(record: dict[str, Any], target: str) -> float:

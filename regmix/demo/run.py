@@ -13,7 +13,7 @@ from regmix.cli.sample import sample_sweep
 from regmix.corpus.prepare import prepare_corpus
 from regmix.demo.config import DemoConfig
 from regmix.demo.pipeline import (
-    SWEEP, Job, elapsed, pick_target, rank_check_indices, run_name, stage, target_loss, train_many,
+    Job, elapsed, pick_target, rank_check_indices, stage, target_loss, train_many,
 )
 from regmix.demo.report import DemoOutcome, write_report
 from regmix.mixture import Mixture
@@ -32,11 +32,11 @@ def run_demo(cfg: DemoConfig) -> DemoOutcome:
     print(f"{len(domains)} train domains, target {target!r}" + (f" = {meta.target_blend[target]}" if target in meta.target_blend else ""))
 
     stage(f"2/6 sample {cfg.n_mixtures} mixtures (RegMix generator, seed {cfg.sample_seed})")
-    table_path = out / "sweeps" / f"{SWEEP}.mixtures.csv"
+    table_path = out / "sweeps" / f"{cfg.sweep}.mixtures.csv"
     if table_path.exists():
         print(f"{table_path} exists: reusing it")
     else:
-        sample_sweep(data_dir=cfg.data.dir, sweep=SWEEP, n_mixtures=cfg.n_mixtures, seed=cfg.sample_seed,
+        sample_sweep(data_dir=cfg.data.dir, sweep=cfg.sweep, n_mixtures=cfg.n_mixtures, seed=cfg.sample_seed,
                      settings=cfg.sampler, out_dir=str(out / "sweeps"), target=target)
     table = read_mixtures_table(table_path, domains)
     if len(table) != cfg.n_mixtures:
@@ -50,7 +50,9 @@ def run_demo(cfg: DemoConfig) -> DemoOutcome:
     print(f"done ({elapsed(start)} so far)")
 
     stage("4/6 fit and compare regressors, simulate, emit the mixture")
-    fit_cfg = replace(cfg.fit, target=target, overwrite=True)
+    floors = {d: cfg.domain_floor for d in domains} if cfg.domain_floor > 0 else {}
+    simulation = replace(cfg.fit.simulation, minimums={**floors, **(cfg.fit.simulation.minimums or {})})
+    fit_cfg = replace(cfg.fit, target=target, overwrite=True, simulation=simulation)
     fit: FitResult = run_fit(fit_cfg, command="regmix-demo")
     print(fit.comparison.round(4).to_string())
     print(f"driving regressor: {fit.drive} ({fit.drive_reason})")
@@ -60,8 +62,7 @@ def run_demo(cfg: DemoConfig) -> DemoOutcome:
     prior = Mixture(meta.token_prior(), domains=domains)
     uniform = Mixture.uniform(domains)
     by_index = {job.index: job for job in proxies}
-    proxy_loss = {job.index: target_loss(proxy_records[name], target)
-                  for name, job in zip(proxy_records, proxies)}
+    proxy_loss = {job.index: target_loss(record, target) for job, record in zip(proxies, proxy_records)}
     best_index = min(proxy_loss, key=proxy_loss.get)
     named = {"emitted": fit.mixture, "prior": prior, "uniform": uniform, "best_proxy": by_index[best_index].mixture}
     checks = rank_check_indices(proxy_loss, cfg.n_rank_check)
@@ -69,16 +70,16 @@ def run_demo(cfg: DemoConfig) -> DemoOutcome:
     target_jobs.append(Job("emitted", fit.mixture, "target", seed=cfg.noise_seed))
     target_jobs += [Job(f"proxy{i}", by_index[i].mixture, "target") for i in checks]
     # Proxy-scale losses of the named mixtures that were not proxies, for the rank check.
-    extra_proxies = [Job(label, named[label], "proxy") for label in ("emitted", "prior", "uniform")]
-    records = train_many(cfg, target_jobs + extra_proxies, "target-scale runs")
+    check_jobs = [Job(label, named[label], "proxy_check") for label in ("emitted", "prior", "uniform")]
+    records = train_many(cfg, target_jobs + check_jobs, "target-scale runs")
 
     stage("6/6 report")
-    at_target = {}
-    for job in target_jobs:
-        key = job.label + (f" (seed {job.seed})" if job.seed else "")
-        at_target[key] = target_loss(records[run_name(job)], target)
-    at_proxy = {label: proxy_loss[best_index] if label == "best_proxy" else target_loss(records[run_name(Job(label, named[label], "proxy"))], target)
-                for label in named}
+    at_target = {
+        job.label + (f" (seed {job.seed})" if job.seed else ""): target_loss(record, target)
+        for job, record in zip(target_jobs, records)
+    }
+    at_proxy = {job.label: target_loss(record, target) for job, record in zip(check_jobs, records[len(target_jobs):])}
+    at_proxy["best_proxy"] = proxy_loss[best_index]
     at_proxy.update({f"proxy{i}": proxy_loss[i] for i in checks})
     common = [k for k in at_proxy if k in at_target]
     rho = float(spearmanr([at_proxy[k] for k in common], [at_target[k] for k in common]).statistic) if len(common) > 2 else float("nan")

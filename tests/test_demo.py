@@ -1,0 +1,82 @@
+"""regmix-demo in a reduced mode: the whole loop runs, reports, and resumes without retraining."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+# 8 proxies of 20k tokens, target runs of 40k tokens, 20k candidates: the loop in ~1-2 minutes.
+REDUCED = [
+    "n_mixtures=8",
+    "proxy_train.tokens=20480",
+    "target_train.tokens=40960",
+    "eval_tokens=4096",
+    "n_rank_check=1",
+    "fit.simulation.n_candidates=20000",
+    "fit.plots=false",
+]
+
+
+def demo(work: Path, *extra: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "regmix-demo"), "out_dir=out", *REDUCED, *extra], cwd=work,
+                          capture_output=True, text=True, timeout=900, **kwargs)
+
+
+def finished_stamps(out: Path) -> dict[Path, int]:
+    stamps = {}
+    for path in out.rglob("result.json"):
+        if json.loads(path.read_text())["status"] == "finished":
+            stamps[path] = path.stat().st_mtime_ns
+    return stamps
+
+
+@pytest.mark.slow
+def test_interrupted_demo_resumes_without_retraining_and_reports(tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.Popen([str(BIN / "regmix-demo"), "out_dir=out", *REDUCED], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and len(finished_stamps(out)) < 2:
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group, workers included
+    proc.wait(timeout=120)
+    before = finished_stamps(out)
+    assert len(before) >= 2
+    for path in out.rglob("result.json"):  # nothing half-written: every record parses
+        assert json.loads(path.read_text())["status"] in ("finished", "failed")
+
+    done = demo(tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert {p: p.stat().st_mtime_ns for p in before} == before  # finished runs were not retrained
+
+    report = (out / "report.md").read_text()
+    for section in ("## Verdict", "## Target loss at target scale", "## Mixtures", "## Regression"):
+        assert section in report
+    assert (out / "losses.png").stat().st_size > 0 and (out / "weights.png").stat().st_size > 0
+    for label in ("emitted", "prior", "uniform", "best_proxy", "emitted (seed 1)"):
+        assert f"| {label} |" in report
+    assert len(list((out / "proxy").glob("mix*/result.json"))) == 8
+    emitted = out / "mixture" / "demo.yaml"
+    assert emitted.is_file()
+    # Offline W&B runs are there for `wandb sync`.
+    assert list((out / "target").glob("*/wandb/offline-run-*/run-*.wandb"))
+
+    stamps = finished_stamps(out)
+    again = demo(tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # a full rerun trains nothing
+
+
+def test_demo_bad_input_is_one_line(tmp_path):
+    done = demo(tmp_path, "n_mixtures=0")
+    assert done.returncode == 2
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "n_mixtures" in lines[0]
