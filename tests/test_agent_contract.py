@@ -46,7 +46,8 @@ def cli(name: str, *args: str, cwd: Path, env: dict[str, str], timeout: float = 
 def agent_env(fake: FakeWandb, work: Path) -> dict[str, str]:
     """The real client, pointed at the fake; `python` on PATH is this venv's (the agent runs `python`)."""
     home = work / "wandb-home"
-    env = dict(os.environ)
+    # WANDB_ENTITY/PROJECT left in the env by an in-process wandb.sweep elsewhere would redirect runs.
+    env = {k: v for k, v in os.environ.items() if k not in ("WANDB_ENTITY", "WANDB_PROJECT")}
     env.update(
         WANDB_BASE_URL=fake.url,
         WANDB_API_KEY=fake._api_key,

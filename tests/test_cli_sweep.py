@@ -151,9 +151,12 @@ def test_grids_over_500_runs_warn_that_the_local_controller_repeats(project):
 
 
 def test_online_creates_the_sweep_and_records_its_id_beside_the_spec(project, monkeypatch):
-    with FakeWandb(entity="me", project="mixes") as fake, fake.client_env():
-        monkeypatch.delenv("WANDB_ENTITY")  # the key's default entity is found through the API
-        monkeypatch.delenv("WANDB_PROJECT")
+    with FakeWandb(entity="me", project="mixes") as fake:
+        monkeypatch.setenv("WANDB_BASE_URL", fake.url)
+        monkeypatch.setenv("WANDB_API_KEY", DUMMY_API_KEY)
+        monkeypatch.setenv("WANDB_MODE", "online")
+        for name in ("WANDB_ENTITY", "WANDB_PROJECT"):  # the key's default entity comes from the API
+            monkeypatch.delenv(name, raising=False)
         lines: list[str] = []
         created = launch_sweep(sweep="s", project="mixes", fixed=["train.tokens=20480"], log=lines.append)
         assert "WANDB_PROJECT" not in os.environ  # wandb.sweep exports it; launch_sweep puts it back

@@ -54,7 +54,7 @@ def test_the_api_key_is_never_written_or_printed(tmp_path):
     data = [f"data.dir={work}/data/syn", "data.synthetic.train_scale=0.1", "data.synthetic.val_tokens=8192"]
     with FakeWandb(api_key=key, entity="secrets") as fake:
         home = work / "wandb-home"
-        env = dict(os.environ)
+        env = {k: v for k, v in os.environ.items() if k not in ("WANDB_ENTITY", "WANDB_PROJECT")}
         env.update(
             WANDB_BASE_URL=fake.url,
             WANDB_API_KEY=key,
