@@ -33,3 +33,14 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords and not has_gpu:
             item.add_marker(skip_gpu)
+
+
+@pytest.fixture(autouse=True)
+def _restore_environment():
+    """Every test sees the same environment: wandb.sweep/wandb.init export WANDB_* variables
+    (entity, project, mode, run id) into os.environ, which would leak into later tests'
+    subprocesses (e.g. send offline training runs online)."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
