@@ -42,6 +42,7 @@ from typing import Any, Callable, Optional
 
 from regmix.testing.graphql_select import GraphQLSyntaxError, parse_operation, select
 from regmix.testing.run_filters import MISSING, UnsupportedFilter, matches
+from regmix.testing.wandb_artifacts import ArtifactStore
 from regmix.testing.wandb_store import EPOCH, FakeAgent, FakeRun, FakeSweep, b64, iso, to_storage_form
 
 #: A syntactically valid W&B key (wandb rejects keys shorter than 40 characters). Not a secret.
@@ -166,6 +167,9 @@ class FakeWandb:
             "ServerFeaturesQuery": self._server_features,
             "OrganizationCoreWeaveOrganizationID": self._entity_organization,
         }
+        self.artifacts = ArtifactStore(self)
+        """Artifact versions runs logged (`run.log_artifact`, logged tables)."""
+        self._resolvers.update(self.artifacts.resolvers())
 
     # ------------------------------------------------------------------ lifecycle
 
