@@ -3,6 +3,7 @@
     regmix-fit source=local sweep=demo target=<domain>
     regmix-fit source=paper                                   # the paper's released runs
     regmix-fit source=csv source.mixtures=m.csv source.losses=l.csv target=<domain>
+    regmix-fit ... tracker=offline|online                     # also log the results to W&B
 
 Writes conf/mixture/<out>.yaml (train on it with `regmix-train mixture=<out>`) and a report
 folder (reports/<name>/ by default); prints both paths at the end.
@@ -38,6 +39,8 @@ def main(cfg: DictConfig) -> None:
     app: FitAppConfig = OmegaConf.to_object(cfg)
     result = run_fit(app, command=_command())
     print(summary_text(result))
+    if result.tracked is not None:
+        print(result.tracked.line())
 
 
 if __name__ == "__main__":

@@ -167,6 +167,32 @@ class SimulationConfig:
 
 
 @dataclass
+class FitTrackerConfig:
+    """The fit logged to W&B as one run of job type `analysis` beside the proxy runs it used.
+
+    Off unless asked (`tracker=offline|online`, as in regmix-train): a plain fit touches no W&B.
+    None in project / entity / group means "where the proxies are" (see analysis.tracking)."""
+
+    mode: str = "disabled"
+    """'disabled' (no W&B run), 'offline' (no account; `wandb sync` the printed folder later)
+    or 'online' (needs WANDB_API_KEY or `wandb login`)."""
+    project: Optional[str] = None
+    """W&B project; None = source.wandb.project for source=wandb, else 'regmix' (regmix-train's)."""
+    entity: Optional[str] = None
+    """W&B entity; None = source.wandb.entity for source=wandb, else the API key's default."""
+    group: Optional[str] = None
+    """W&B group; None = the proxies' group: source.wandb.group, else the sweep name the runs
+    recorded (regmix-train logs every proxy of a sweep in group `${sweep}`), else `sweep`."""
+    tags: List[str] = field(default_factory=list)
+    """Extra tags; the run is always tagged 'regmix-fit' (and 'sweep-<id>' for a W&B sweep)."""
+    job_type: str = "analysis"
+    name: Optional[str] = None
+    """Run name; None = 'fit-<emitted mixture name>'."""
+    dir: Optional[str] = None
+    """Folder for the run's local files (<dir>/wandb/...); None = report_dir."""
+
+
+@dataclass
 class FitAppConfig:
     """`regmix-fit`: proxy runs -> compared regressors -> simulated candidates -> emitted mixture."""
 
@@ -197,6 +223,8 @@ class FitAppConfig:
     report_dir: str = "reports/${name}"
     """Report folder: report.md, CSV tables, PNG plots (and nothing in outputs/)."""
     plots: bool = True
+    tracker: FitTrackerConfig = field(default_factory=FitTrackerConfig)
+    """W&B logging of the results (tables, charts, summary, the emitted mixture as an artifact)."""
 
 
 def register_fit_configs() -> None:

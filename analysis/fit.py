@@ -10,6 +10,7 @@ import datetime as _dt
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,7 @@ from analysis.runs_table import DropReport, RawRuns, RunsTable, check_usable, va
 from analysis.simulate import AGGREGATES, SimulationResult, simulate
 from analysis.sources import load_runs
 from analysis.target import Target, parse_target
+from analysis.tracking import FitTracking
 from regmix.mixture import Mixture
 
 
@@ -60,6 +62,8 @@ class FitResult:
     """Target loss each compared regressor predicts for the chosen mixture, the best run and the prior."""
     details: dict = field(default_factory=dict)
     """Arrays the report draws from: oof/test predictions, top candidates, prior, bounds."""
+    tracked: Any = None
+    """The W&B run the results were logged to (`analysis.tracking.TrackedRun`), if tracker.mode is on."""
 
 
 def _logged(raw: RawRuns) -> list[str]:
@@ -136,7 +140,14 @@ def run_fit(cfg: FitAppConfig, *, command: str | None = None, progress: bool = T
     """Run the whole analysis for `cfg`; write the mixture config and the report; return a summary.
 
     Raises `AnalysisError` (a ValueError) for input it cannot use, before any slow step when it can.
+    With tracker.mode offline/online the fit is also a W&B run (analysis.tracking), finished as
+    failed if the fit fails.
     """
+    with FitTracking(cfg, command=command) as tracking:
+        return _fit(cfg, command=command, progress=progress, tracking=tracking)
+
+
+def _fit(cfg: FitAppConfig, *, command: str | None, progress: bool, tracking: FitTracking) -> FitResult:
     timings: dict[str, float] = {}
     warnings: list[str] = []
     clock = time.perf_counter()
@@ -162,6 +173,7 @@ def run_fit(cfg: FitAppConfig, *, command: str | None = None, progress: bool = T
         minimums=cfg.simulation.minimums,
     )
     timings["load_s"] = time.perf_counter() - clock
+    tracking.start(table, out=out)  # W&B credentials fail here, before the slow steps
 
     X, y = table.weights, target.values(table.losses)
     X_test = test_table.weights[domains] if test_table is not None else None
@@ -279,6 +291,7 @@ def run_fit(cfg: FitAppConfig, *, command: str | None = None, progress: bool = T
 
     write_report(result, plots=cfg.plots)
     timings["report_s"] = time.perf_counter() - clock
+    result.tracked = tracking.log(result)  # after the report: its PNGs are logged too
     return result
 
 
