@@ -187,7 +187,7 @@ def main(cfg: DictConfig) -> None:
     print(f"wrote {result.spec}")
     for message in result.warnings:
         print(f"warning: {message}")
-    print(f"local sweep:  {result.local_command}   (add hydra/launcher=joblib to run jobs in parallel)")
+    print(f"local sweep:  {result.local_command}   (add hydra/launcher=cpu for one job per CPU core)")
     print(f"W&B sweep:    {result.wandb_command}   (then `wandb agent <entity/project/id>` per GPU)")
 
 

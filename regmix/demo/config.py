@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from analysis.config import FitAppConfig, SimulationConfig, SourceConfig
+from analysis.config import FitAppConfig, FitTrackerConfig, SimulationConfig, SourceConfig
 from regmix.config import ModelConfig, SamplerConfig, TrackerConfig, TrainConfig
 from regmix.corpus.config import DataConfig
 
@@ -70,6 +70,8 @@ class DemoConfig:
             mixture_dir="${out_dir}/mixture",
             report_dir="${out_dir}/fit",
             simulation=SimulationConfig(n_candidates=200_000, top_k=100),
+            # The fit is an offline W&B run of job type `analysis` beside the proxies.
+            tracker=FitTrackerConfig(mode="offline", project="regmix-demo", group="${sweep}-proxy"),
         )
     )
     """regmix-fit settings; the demo sets the target and refits (overwrite) on every rerun."""

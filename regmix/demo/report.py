@@ -172,7 +172,7 @@ def write_report(outcome: DemoOutcome) -> Path:
         "",
         f"Full analysis report: `{fit.report_dir}`; emitted config: `{fit.emitted}`.",
         "",
-        f"Wall time: {outcome.wall_s / 60:.1f} min. W&B offline runs: `wandb sync {out}/*/*/wandb/offline-run-*`.",
+        f"Wall time: {outcome.wall_s / 60:.1f} min. W&B offline runs: `wandb sync {out}/*/*/wandb/offline-run-* {out}/fit/wandb/offline-run-*`.",
         "",
     ]
     path = out / "report.md"

@@ -102,6 +102,6 @@ def run_demo(cfg: DemoConfig) -> DemoOutcome:
     )
     report = write_report(outcome)
     print(outcome.summary())
-    print(f"\nreport: {report}\nW&B offline runs: wandb sync {out}/*/*/wandb/offline-run-*")
+    print(f"\nreport: {report}\nW&B offline runs: wandb sync {out}/*/*/wandb/offline-run-* {out}/fit/wandb/offline-run-*")
     return outcome
 
