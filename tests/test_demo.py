@@ -58,7 +58,7 @@ def test_interrupted_demo_resumes_without_retraining_and_reports(tmp_path):
     assert {p: p.stat().st_mtime_ns for p in before} == before  # finished runs were not retrained
 
     report = (out / "report.md").read_text()
-    for section in ("## Verdict", "## Target loss at target scale", "## Mixtures", "## Regression"):
+    for section in ("## Verdict", "## Target loss at target scale", "## Mixtures", "## Regression", "Constraint:"):
         assert section in report
     assert (out / "losses.png").stat().st_size > 0 and (out / "weights.png").stat().st_size > 0
     for label in ("emitted", "prior", "uniform", "best_proxy", "emitted (seed 1)"):

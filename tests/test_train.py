@@ -142,10 +142,11 @@ def test_sigkill_leaves_no_finished_record_and_a_rerun_completes(corpus, tmp_pat
     run_dir = tmp_path / "runs" / "t" / "mix0001"
     record = read_record(run_dir)
     assert record is None or record["status"] != FINISHED
-    done = cli("regmix-train", "sweep=t", "mixture.index=1", f"data.dir={corpus}", "train.tokens=20480",
-               "eval.tokens_per_domain=4096", cwd=tmp_path)
+    done = cli("regmix-train", "-m", "sweep=t", "mixture.index=0,1", f"data.dir={corpus}", "train.tokens=20480",
+               "eval.tokens_per_domain=4096", cwd=tmp_path)  # the multirun again: it completes the killed run
     assert done.returncode == 0, done.stderr
     assert read_record(run_dir)["status"] == FINISHED
+    assert read_record(tmp_path / "runs" / "t" / "mix0000")["status"] == FINISHED
 
 
 def test_sigterm_records_preempted_and_exits_143(corpus, tmp_path):

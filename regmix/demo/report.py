@@ -33,6 +33,8 @@ class DemoOutcome:
     target_model: str = ""
     proxy_tokens: int = 0
     target_tokens: int = 0
+    domain_floor: float = 0.0
+    """Smallest weight every domain was allowed in the simulated candidates."""
     verdicts: dict[str, bool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -162,6 +164,10 @@ def write_report(outcome: DemoOutcome) -> Path:
         ),
         "",
         "![weights](weights.png)",
+        "",
+        (f"Constraint: every domain kept at least {outcome.domain_floor:g} of the mixture in the simulated "
+         "candidates (`domain_floor`; see docs/decisions.md)." if outcome.domain_floor > 0
+         else "No per-domain floor: the regression alone chose the weights."),
         "",
         "## Regression",
         "",

@@ -99,6 +99,7 @@ def run_demo(cfg: DemoConfig) -> DemoOutcome:
         target_model=cfg.target_model.name,
         proxy_tokens=cfg.proxy_train.tokens,
         target_tokens=cfg.target_train.tokens,
+        domain_floor=cfg.domain_floor,
     )
     report = write_report(outcome)
     print(outcome.summary())
