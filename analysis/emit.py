@@ -20,7 +20,7 @@ import yaml
 
 from analysis.errors import AnalysisError
 from regmix.mixture import Mixture
-from regmix.sampler import write_text_atomic
+from regmix.atomic_file import write_text_atomic
 
 #: A Hydra option name: `mixture=<out>` must parse as one plain value.
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")

@@ -29,10 +29,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from regmix.atomic_file import write_text_atomic
 
 RECORD_NAME = "result.json"
 SCHEMA_VERSION = 1
@@ -48,22 +49,8 @@ def write_record(run_dir: str | os.PathLike, record: dict[str, Any]) -> Path:
     """
     if record.get("status") not in STATUSES:
         raise ValueError(f"run record status must be one of {STATUSES}, got {record.get('status')!r}")
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    final = run_dir / RECORD_NAME
     payload = json.dumps({"schema": SCHEMA_VERSION, **record}, indent=2, sort_keys=False, default=str)
-    fd, tmp = tempfile.mkstemp(prefix=".result.", suffix=".tmp", dir=run_dir)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(payload + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; records are meant to be read by others
-        os.replace(tmp, final)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return final
+    return write_text_atomic(Path(run_dir) / RECORD_NAME, payload + "\n", fsync=True)
 
 
 def read_record(run_dir_or_file: str | os.PathLike) -> dict[str, Any] | None:

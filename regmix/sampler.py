@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from regmix.atomic_file import write_text_atomic
 from regmix.config import SamplerConfig
 from regmix.mixture import SUM_TOLERANCE, Mixture, check_domains
 
@@ -350,24 +350,6 @@ def table_path(out_dir: str | os.PathLike, sweep: str) -> Path:
 
 def settings_path(out_dir: str | os.PathLike, sweep: str) -> Path:
     return Path(out_dir) / f"{sweep}{SETTINGS_SUFFIX}"
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write `text` to `path` via a temp file + rename: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a table is shared like any file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_mixtures_table(path: str | os.PathLike, table: pd.DataFrame) -> str:

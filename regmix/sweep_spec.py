@@ -161,7 +161,7 @@ _SpecDumper.add_representer(list, _represent_list)
 
 def write_sweep_spec(path: str | os.PathLike, spec: Mapping[str, Any]) -> Path:
     """Validate and write `spec` as YAML (atomically); return the path."""
-    from regmix.sampler import write_text_atomic
+    from regmix.atomic_file import write_text_atomic
 
     validate_sweep_spec(spec)
     header = (

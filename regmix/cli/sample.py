@@ -23,6 +23,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from regmix.atomic_file import write_text_atomic
 from regmix.cli.hydra_app import CONF_DIR, user_errors_exit
 from regmix.config import SampleAppConfig, SamplerConfig, register_configs
 from regmix.corpus.store import read_meta
@@ -33,7 +34,6 @@ from regmix.sampler import (
     settings_path,
     table_path,
     write_mixtures_table,
-    write_text_atomic,
 )
 from regmix.sweep_spec import build_sweep_spec, grid_warnings, spec_path, write_sweep_spec
 

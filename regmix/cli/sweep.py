@@ -139,7 +139,7 @@ def create_sweep(prepared: PreparedSweep, *, spec_dir: str = "sweeps") -> Create
         "spec": prepared.spec,
         "previous": _earlier_sweeps(previous),
     }
-    from regmix.sampler import write_text_atomic
+    from regmix.atomic_file import write_text_atomic
 
     write_text_atomic(record_file, json.dumps(record, indent=2) + "\n")
     return CreatedSweep(id=sweep_id, entity=entity, project=prepared.project, url=url, record=record_file)

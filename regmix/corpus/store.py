@@ -15,12 +15,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from regmix.atomic_file import write_text_atomic
 
 META_NAME = "meta.json"
 FORMAT_VERSION = 1
@@ -182,9 +183,5 @@ def write_corpus(
         source=source or {},
         target_blend=target_blend or {},
     )
-    fd, tmp = tempfile.mkstemp(dir=corpus_dir, prefix=".meta.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(meta.to_json(), fh, indent=2)
-    os.chmod(tmp, 0o644)  # mkstemp creates 0600; a corpus is meant to be shared
-    os.replace(tmp, corpus_dir / META_NAME)
+    write_text_atomic(corpus_dir / META_NAME, json.dumps(meta.to_json(), indent=2))
     return meta

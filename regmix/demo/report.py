@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from analysis.report import markdown_table
+from regmix.atomic_file import write_text_atomic
 from regmix.mixture import Mixture
 
 
@@ -59,14 +58,6 @@ class DemoOutcome:
         lines += [f"  [{'x' if ok else ' '}] emitted {what}" for what, ok in self.verdicts.items()]
         lines.append(f"wall time {self.wall_s / 60:.1f} min")
         return "\n".join(lines)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
 
 
 def plot_losses(outcome: DemoOutcome, path: Path) -> None:
@@ -182,5 +173,5 @@ def write_report(outcome: DemoOutcome) -> Path:
         "",
     ]
     path = out / "report.md"
-    _write_atomic(path, "\n".join(lines))
+    write_text_atomic(path, "\n".join(lines))
     return path
