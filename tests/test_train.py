@@ -201,3 +201,14 @@ def test_bad_input_is_one_line_exit_2_and_no_record(corpus, bad_corpora, tmp_pat
     assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
     assert re.search(message, lines[0]), lines[0]
     assert not list((tmp_path / "runs").rglob("result.json"))
+
+
+@pytest.mark.gpu
+def test_cuda_bf16_compiled_run_matches_the_cpu_contract(corpus, tmp_path):
+    meta = read_meta(corpus)
+    weights = {d: 1 / len(meta.train_domains) for d in meta.train_domains}
+    cfg = tiny_cfg(corpus, tmp_path, weights, tokens=204_800, device="cuda", precision="auto", compile=True)
+    record = train_run(cfg, log=lambda *_: None)
+    assert record["status"] == FINISHED
+    assert record["config"]["train"]["device"] == "cuda"
+    assert all(0 < loss < 6 for loss in record["val_loss"].values())
