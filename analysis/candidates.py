@@ -25,7 +25,7 @@ import numpy as np
 from analysis.errors import AnalysisError
 from regmix.config import SamplerConfig
 from regmix.mixture import check_domains
-from regmix.sampler import SamplerError, normalize_prior
+from regmix.sampler import SamplerError, dirichlet_draws, normalize_prior, strength_grid, tempered_prior
 
 #: Give up when fewer than this share of draws meets the caps: the simulation would spend
 #: minutes drawing (100 domains around a uniform prior with the paper's strengths: 0.3%).
@@ -79,12 +79,6 @@ def _check_settings(s: SamplerConfig) -> None:
             raise AnalysisError(f"simulation.sampler.{name}={getattr(s, name)!r} is invalid: {fix}")
 
 
-def _strengths(s: SamplerConfig) -> np.ndarray:
-    if s.n_strengths == 1 or s.min_strength == s.max_strength:
-        return np.array([s.min_strength])
-    return np.geomspace(s.min_strength, s.max_strength, s.n_strengths)
-
-
 def _bounds(values: Mapping[str, float], domains: Sequence[str], what: str, default: float) -> np.ndarray:
     if not isinstance(values, Mapping):
         raise AnalysisError(f"simulation.{what}={values!r} is not a mapping; write it as '{{domain: weight}}'")
@@ -133,27 +127,10 @@ def candidate_space(
 
 
 def _draw(space: CandidateSpace, rng: np.random.Generator, rows: int) -> np.ndarray:
-    """`rows` generator draws (float32, domain order) that meet the generator's caps.
-
-    Log-space gamma variates, G(a) = G(a + 1) * U**(1/a): log G = log G(a + 1) - E / a with
-    E ~ Exp(1); rows normalise by a softmax, so concentrations down to ~1e-6 never give 0/0.
-    """
+    """`rows` generator draws (float32, domain order) that meet the generator's caps."""
     f32 = np.float32
-    support = space.prior > 0
-    tempered = space.prior[support] ** space.settings.temperature
-    tempered = (tempered / tempered.sum()).astype(f32)
-    strengths = _strengths(space.settings).astype(f32)
-    alpha = strengths[rng.integers(len(strengths), size=rows)][:, None] * tempered[None, :]
-    log_g = rng.standard_gamma(alpha + f32(1.0), dtype=f32)
-    np.log(np.maximum(log_g, np.finfo(f32).tiny, out=log_g), out=log_g)
-    noise = rng.standard_exponential(alpha.shape, dtype=f32)
-    noise /= alpha
-    log_g -= noise
-    log_g -= log_g.max(axis=1, keepdims=True)
-    np.exp(log_g, out=log_g)
-    log_g /= log_g.sum(axis=1, keepdims=True)
-    draw = np.zeros((rows, len(space.domains)), dtype=f32)
-    draw[:, support] = log_g
+    tempered = tempered_prior(space.prior, space.settings.temperature)
+    draw = dirichlet_draws(tempered, strength_grid(space.settings), rng, rows, dtype=f32)
     cap = space.generator_cap.astype(f32)
     draw = draw[np.all(draw <= cap, axis=1)]
     if space.settings.min_weight > 0:

@@ -22,7 +22,8 @@ Differences from the reference, all on purpose:
 - selected rows keep the random order of the draw, so the first k rows of a table are a uniform
   random subset of it (a sweep can be cut short and stay unbiased).
 
-Torch-free: the analysis reuses `candidate_sampler` to simulate candidates.
+Torch-free: the analysis draws its simulation candidates with the same `tempered_prior`,
+`strength_grid` and `dirichlet_draws` (in float32, without grid and dedup).
 """
 
 from __future__ import annotations
@@ -153,15 +154,8 @@ def _plan(prior: Mapping[str, float], settings: SamplerConfig, *, caps: bool = T
     shares = normalize_prior(prior)
     p = np.array(list(shares.values()), dtype=np.float64)
     support = p > 0
-    tempered = np.zeros_like(p)
-    tempered[support] = p[support] ** settings.temperature
-    tempered /= tempered.sum()
-    if settings.n_strengths == 1 or settings.min_strength == settings.max_strength:
-        strengths = np.array([settings.min_strength], dtype=np.float64)
-    else:
-        strengths = np.logspace(
-            math.log10(settings.min_strength), math.log10(settings.max_strength), settings.n_strengths
-        )
+    tempered = tempered_prior(p, settings.temperature)
+    strengths = strength_grid(settings)
     cap = np.minimum(settings.cap_multiplier * p, 1.0) if caps else np.ones_like(p)
     return _Plan(
         domains=tuple(shares),
@@ -175,22 +169,49 @@ def _plan(prior: Mapping[str, float], settings: SamplerConfig, *, caps: bool = T
     )
 
 
-def _draw_dirichlet(plan: _Plan, rng: np.random.Generator, rows: int) -> np.ndarray:
-    """`rows` Dirichlet(p_T * s) draws, s uniform over the strengths; (rows, domains) float64.
+def tempered_prior(prior: np.ndarray, temperature: float) -> np.ndarray:
+    """p**temperature renormalised over the domains with p > 0 (the others stay 0); float64."""
+    tempered = np.zeros_like(prior, dtype=np.float64)
+    support = prior > 0
+    tempered[support] = prior[support] ** temperature
+    return tempered / tempered.sum()
+
+
+def strength_grid(settings: SamplerConfig) -> np.ndarray:
+    """The Dirichlet strengths: `n_strengths` log-spaced values in [min_strength, max_strength]."""
+    if settings.n_strengths == 1 or settings.min_strength == settings.max_strength:
+        return np.array([settings.min_strength], dtype=np.float64)
+    return np.logspace(math.log10(settings.min_strength), math.log10(settings.max_strength), settings.n_strengths)
+
+
+def dirichlet_draws(
+    tempered: np.ndarray, strengths: np.ndarray, rng: np.random.Generator, rows: int, *, dtype=np.float64
+) -> np.ndarray:
+    """`rows` Dirichlet(p_T * s) draws, s uniform over `strengths`; shape (rows, domains), `dtype`.
 
     Log-space gamma variates: G(a) = G(a + 1) * U**(1/a), so log G = log G(a+1) - E/a with
     E ~ Exp(1). At a ~ 1e-4 plain gamma draws underflow to 0 for every domain (a 0/0 row);
-    in log space the row normalises by a softmax and stays exact.
+    in log space the row normalises by a softmax and stays exact. Domains with p_T = 0 get 0.
+    float32 (simulation candidates) halves the time and memory of float64 (sweep tables).
     """
-    strength = plan.strengths[rng.integers(len(plan.strengths), size=rows)]
-    alpha = strength[:, None] * plan.tempered[plan.support][None, :]
-    log_g = np.log(np.maximum(rng.standard_gamma(alpha + 1.0), np.finfo(np.float64).tiny))
-    log_g -= rng.standard_exponential(alpha.shape) / alpha
+    support = tempered > 0
+    strength = strengths.astype(dtype)[rng.integers(len(strengths), size=rows)]
+    alpha = strength[:, None] * tempered[support].astype(dtype)[None, :]
+    log_g = rng.standard_gamma(alpha + dtype(1.0), dtype=dtype)
+    np.log(np.maximum(log_g, np.finfo(dtype).tiny, out=log_g), out=log_g)
+    noise = rng.standard_exponential(alpha.shape, dtype=dtype)
+    noise /= alpha
+    log_g -= noise
     log_g -= log_g.max(axis=1, keepdims=True)
-    g = np.exp(log_g)
-    out = np.zeros((rows, len(plan.domains)), dtype=np.float64)
-    out[:, plan.support] = g / g.sum(axis=1, keepdims=True)
+    np.exp(log_g, out=log_g)
+    log_g /= log_g.sum(axis=1, keepdims=True)
+    out = np.zeros((rows, len(tempered)), dtype=dtype)
+    out[:, support] = log_g
     return out
+
+
+def _draw_dirichlet(plan: _Plan, rng: np.random.Generator, rows: int) -> np.ndarray:
+    return dirichlet_draws(plan.tempered, plan.strengths, rng, rows)
 
 
 def _within_cap(plan: _Plan, weights: np.ndarray) -> np.ndarray:
