@@ -11,6 +11,5 @@ Stages, each a module with one job (all torch-free; `regmix-fit` runs them in or
 - `candidates`   RegMix's generator around the token prior, in float32 chunks, within caps/minimums;
 - `simulate`     candidates screened and scored in chunks, top-k aggregated;
 - `emit`         the chosen mixture as a Hydra config entry (conf/mixture/<out>.yaml);
-- `report`, `plots`  markdown, CSV and PNG figures; `fit.run_fit` ties it together, `cli` is regmix-fit;
-- `synthetic`    runs tables from known loss functions (known-answer tests, scale benchmark).
+- `report`, `plots`  markdown, CSV and PNG figures; `fit.run_fit` ties it together, `cli` is regmix-fit.
 """

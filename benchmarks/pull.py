@@ -18,6 +18,10 @@ import os
 import sys
 import tempfile
 import time
+from pathlib import Path
+
+# The W&B fake is test support (tests/fakes/), not part of the package: run from a checkout.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def isolate_wandb_dirs() -> None:
@@ -60,7 +64,7 @@ def main() -> int:
     import wandb
 
     from analysis.sources.wandb_api import WandbSourceConfig, pull_wandb_runs
-    from regmix.testing import FakeWandb
+    from tests.fakes import FakeWandb
 
     with FakeWandb(latency_s=args.latency_ms / 1000) as fake, fake.client_env():
         sweep_id = fill(fake, args.runs)

@@ -50,7 +50,7 @@ def resolve_mixture(cfg: MixtureConfig, meta: CorpusMeta) -> Mixture:
     if cfg.weights:
         return Mixture(dict(cfg.weights), domains=domains)
     if cfg.index is not None:
-        from regmix.sampler import mixture_at  # the table reader lives with the sampler that writes it
+        from regmix.sweep.table import mixture_at
 
         if not cfg.table:
             raise ValueError("mixture.index is set but mixture.table is empty; set mixture.table=<mixtures csv>")

@@ -23,8 +23,8 @@ import pytest
 
 from regmix.corpus.store import read_meta
 from regmix.run_record import FINISHED, PREEMPTED, is_finished, read_record
-from regmix.sampler import mixture_at
-from regmix.testing import FakeWandb
+from regmix.sweep.table import mixture_at
+from tests.fakes import FakeWandb
 
 BIN = Path(sys.executable).parent
 SWEEP = "agent"

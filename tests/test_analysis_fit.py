@@ -10,15 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from analysis.config import FitAppConfig, register_fit_configs
 from analysis.emit import mixture_path, round_weights
 from analysis.errors import AnalysisError
 from analysis.fit import run_fit
-from analysis.synthetic import TARGET, linear_loss, synthetic_records
-from regmix.cli.hydra_app import CONF_DIR
+from tests.support.synthetic_runs import TARGET, linear_loss, synthetic_records
+from regmix.hydra_conf import CONF_PACKAGE
 from regmix.config import MixtureConfig
 from regmix.mixture import Mixture
 from regmix.run_record import write_record
@@ -30,7 +30,7 @@ FAST = ["regressor=quick", "simulation.n_candidates=20000", "simulation.top_k=20
 
 def compose_fit(overrides: list[str]) -> FitAppConfig:
     register_fit_configs()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+    with initialize_config_module(config_module=CONF_PACKAGE, version_base="1.3"):
         cfg = compose(config_name="fit", overrides=overrides)
     return OmegaConf.to_object(cfg)
 
@@ -160,8 +160,8 @@ def test_a_driving_regressor_that_cannot_rank_is_flagged(tmp_path):
 
 
 def test_regmix_fit_pulls_runs_from_wandb(tmp_path, monkeypatch):
-    """source=wandb end to end, against the loopback fake of the W&B backend (regmix.testing)."""
-    from regmix.testing import DUMMY_API_KEY, FakeWandb
+    """source=wandb end to end, against the loopback fake of the W&B backend (tests.fakes)."""
+    from tests.fakes import DUMMY_API_KEY, FakeWandb
 
     loss = linear_loss(4, seed=5)
     with FakeWandb() as fake:
@@ -220,7 +220,7 @@ def test_cli_prints_where_everything_went_and_errors_in_one_line(tmp_path, local
 def test_analysis_imports_without_torch():
     code = (
         "import sys\n"
-        "import analysis, analysis.cli, analysis.fit, analysis.plots, analysis.report, analysis.synthetic\n"
+        "import analysis, analysis.cli, analysis.fit, analysis.plots, analysis.report\n"
         "import analysis.sources.local, analysis.sources.csv_tables, analysis.sources.wandb_api\n"
         "assert 'torch' not in sys.modules, 'analysis imported torch'\n"
     )

@@ -1,5 +1,5 @@
 """regmix-fit results logged to W&B (analysis.tracking): offline, then `wandb sync`, and online,
-with the real wandb client against the loopback fake backend (regmix.testing)."""
+with the real wandb client against the loopback fake backend (tests.fakes)."""
 
 from __future__ import annotations
 
@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from analysis.config import FitAppConfig, register_fit_configs
 from analysis.fit import run_fit
-from analysis.synthetic import TARGET, linear_loss, synthetic_records
+from tests.support.synthetic_runs import TARGET, linear_loss, synthetic_records
 from analysis.tracking import TrackingError
-from regmix.cli.hydra_app import CONF_DIR
+from regmix.hydra_conf import CONF_PACKAGE
 from regmix.run_record import write_record
-from regmix.testing import DUMMY_API_KEY, FakeWandb
+from tests.fakes import DUMMY_API_KEY, FakeWandb
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["regressor=quick", "simulation.n_candidates=20000", "simulation.top_k=20", "plots=false"]
@@ -32,7 +32,7 @@ SUMMARY_KEYS = {
 
 def compose_fit(overrides: list[str]) -> FitAppConfig:
     register_fit_configs()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+    with initialize_config_module(config_module=CONF_PACKAGE, version_base="1.3"):
         return OmegaConf.to_object(compose(config_name="fit", overrides=overrides))
 
 

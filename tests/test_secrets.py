@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from regmix.testing import FakeWandb
+from tests.fakes import FakeWandb
 
 BIN = Path(sys.executable).parent
 

@@ -14,7 +14,7 @@ from analysis.sources.wandb_api import (
     pull_wandb_runs,
     record_from_run,
 )
-from regmix.testing import DUMMY_API_KEY, FakeWandb
+from tests.fakes import DUMMY_API_KEY, FakeWandb
 
 DOMAINS = ("arxiv", "github", "pile_cc")
 SWEEP = "swp12345"

@@ -75,3 +75,13 @@ class DemoConfig:
         )
     )
     """regmix-fit settings; the demo sets the target and refits (overwrite) on every rerun."""
+
+
+def register_demo_config() -> None:
+    """Register the `regmix-demo` schema (and the training side's) with Hydra (idempotent)."""
+    from hydra.core.config_store import ConfigStore
+
+    from regmix.config import register_configs
+
+    register_configs()
+    ConfigStore.instance().store(name="demo_schema", node=DemoConfig)

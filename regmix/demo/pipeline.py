@@ -21,7 +21,7 @@ from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
 from regmix.config import EvalConfig, MixtureConfig, ModelConfig, TrainAppConfig, TrainConfig
-from regmix.corpus.store import CorpusMeta, TARGET_ROLE
+from regmix.corpus.store import CorpusMeta
 from regmix.demo.config import DemoConfig
 from regmix.mixture import Mixture
 
@@ -97,12 +97,13 @@ def target_loss(record: dict[str, Any], target: str) -> float:
 
 
 def pick_target(cfg: DemoConfig, meta: CorpusMeta) -> str:
-    if cfg.target:
-        return cfg.target
-    targets = [d for d, m in meta.domains.items() if m.role == TARGET_ROLE]
-    if len(targets) != 1:
-        raise ValueError(f"corpus {meta.name!r} has {len(targets)} target domains; set target=<domain>")
-    return targets[0]
+    """The demo's target: `default_target` (the one place a sweep's target is picked), required."""
+    from regmix.sweep.record import default_target
+
+    target = default_target(meta, cfg.target)
+    if target is None:
+        raise ValueError(f"corpus {meta.name!r} has no single target-role domain; set target=<domain>")
+    return target
 
 
 def rank_check_indices(proxy_losses: dict[int, float], n: int) -> list[int]:

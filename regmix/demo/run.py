@@ -9,7 +9,6 @@ from pathlib import Path
 from scipy.stats import spearmanr
 
 from analysis.fit import FitResult, run_fit
-from regmix.cli.sample import sample_sweep
 from regmix.corpus.prepare import prepare_corpus
 from regmix.demo.config import DemoConfig
 from regmix.demo.pipeline import (
@@ -17,7 +16,8 @@ from regmix.demo.pipeline import (
 )
 from regmix.demo.report import DemoOutcome, write_report
 from regmix.mixture import Mixture
-from regmix.sampler import read_mixtures_table
+from regmix.sweep.sample import sample_sweep
+from regmix.sweep.table import mixtures_from_table, read_mixtures_table
 
 
 def run_demo(cfg: DemoConfig) -> DemoOutcome:
@@ -42,8 +42,8 @@ def run_demo(cfg: DemoConfig) -> DemoOutcome:
     if len(table) != cfg.n_mixtures:
         raise ValueError(f"{table_path} has {len(table)} mixtures but n_mixtures={cfg.n_mixtures}; "
                          f"use another out_dir or delete {table_path}")
-    proxies = [Job("proxy", Mixture({d: float(row[d]) for d in domains}), "proxy", index=int(row["index"]))
-               for _, row in table.iterrows()]
+    proxies = [Job("proxy", mixture, "proxy", index=int(index))
+               for index, mixture in zip(table["index"], mixtures_from_table(table))]
 
     stage(f"3/6 train {len(proxies)} proxies ({cfg.proxy_model.name}, {cfg.proxy_train.tokens:,} tokens each)")
     proxy_records = train_many(cfg, proxies, "proxies")
