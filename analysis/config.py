@@ -30,6 +30,9 @@ class SourceConfig:
     """Name of the source in reports and provenance; None = `kind`."""
     root: str = "runs/${sweep}"
     """local: folder searched recursively for run records (the training app's out_dir)."""
+    dataset: Optional[str] = None
+    """csv: a released dataset whose files `mixtures` and `losses` name ('regmix-paper': the
+    paper's runs, fetched into the cache on first use; see analysis.paper_data). None = paths."""
     mixtures: Optional[str] = None
     """csv: mixtures table (an index column, then one weight column per domain)."""
     losses: Optional[str] = None

@@ -34,6 +34,7 @@ def main() -> int:
     if not (PAPER / "train_mixture_1m.csv").is_file():
         print(f"skipped: the paper's data is absent ({PAPER}); set REGMIX_PAPER_DATA")
         return 0
+    os.environ["REGMIX_PAPER_DATA"] = str(PAPER)  # source=paper reads this copy, never downloads
 
     import lightgbm as lgb
     import matplotlib.pyplot  # noqa: F401  (imports are not timed on either side:

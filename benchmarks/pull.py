@@ -35,6 +35,8 @@ def isolate_wandb_dirs() -> None:
 
 def fill(fake, n_runs: int) -> str:
     """n finished proxy runs of one sweep, logged as the training app logs them."""
+    from regmix.metrics import val_loss_key
+
     sweep_id = fake.add_sweep({"method": "grid", "parameters": {"mixture.index": {"values": list(range(n_runs))}}})
     domains = [f"domain{d:02d}" for d in range(17)]  # the paper's 17 Pile domains, by count
     for index in range(n_runs):
@@ -47,7 +49,7 @@ def fill(fake, n_runs: int) -> str:
                 "sweep": "bench",
                 "run_name": f"mix{index:04d}",
             },
-            summary={**{f"val/{d}/loss": 3.0 + index / n_runs for d in domains}, "tokens": 10**9},
+            summary={**{val_loss_key(d): 3.0 + index / n_runs for d in domains}, "tokens": 10**9},
             sweep=sweep_id,
         )
     return sweep_id

@@ -53,7 +53,7 @@ def app_tokens_per_s(corpus: Path, out: Path, model: ModelConfig, batch: int, se
         run_name=tag,
     )
     record = train_run(cfg, log=lambda *_: None)
-    return record["tokens"] / record["train_s"]
+    return record.tokens / record.train_s
 
 
 def plain_tokens_per_s(model_cfg: ModelConfig, batch: int, seq_len: int, steps: int) -> float:

@@ -45,7 +45,7 @@ def user_mixture_dir() -> Path:
     return Path(USER_CONF_DIR) / "mixture"
 
 
-def compose(config_name: str, overrides: Sequence[str] = ()) -> DictConfig:
+def compose(config_name: str, overrides: Sequence[str] = (), *, return_hydra_config: bool = False) -> DictConfig:
     """A primary config composed with these overrides, as its command would compose it.
 
     Inside a running Hydra app the app's search path is used; elsewhere the shipped configs
@@ -57,6 +57,6 @@ def compose(config_name: str, overrides: Sequence[str] = ()) -> DictConfig:
 
     ignore_missing_user_conf()
     if GlobalHydra.instance().is_initialized():
-        return hydra_compose(config_name=config_name, overrides=list(overrides))
+        return hydra_compose(config_name=config_name, overrides=list(overrides), return_hydra_config=return_hydra_config)
     with initialize_config_module(config_module=CONF_PACKAGE, version_base=VERSION_BASE):
-        return hydra_compose(config_name=config_name, overrides=list(overrides))
+        return hydra_compose(config_name=config_name, overrides=list(overrides), return_hydra_config=return_hydra_config)

@@ -39,7 +39,7 @@ def compose_fit(overrides: list[str]) -> FitAppConfig:
 def local_runs(tmp_path) -> Path:
     root = tmp_path / "runs"
     for rec in synthetic_records(linear_loss(5, seed=3), 40, noise=0.01, sweep="syn"):
-        write_record(root / rec["run_name"], rec)
+        write_record(root / rec.run_name, rec)
     return root
 
 
@@ -133,7 +133,7 @@ def test_bad_settings_fail_before_any_fitting(tmp_path, local_runs, override, me
 def test_test_source_with_other_domains_is_refused(tmp_path, local_runs):
     other = tmp_path / "other"
     for rec in synthetic_records(linear_loss(4, seed=3), 10, sweep="other"):
-        write_record(other / rec["run_name"], rec)
+        write_record(other / rec.run_name, rec)
     overrides = [*local_overrides(tmp_path, local_runs), "test.kind=local", f"test.root={other}"]
     with pytest.raises(AnalysisError, match=r"test runs name other domains .* only in training \['d04'\]"):
         run_fit(compose_fit(overrides), progress=False)
@@ -153,7 +153,7 @@ def test_plots_and_a_weighted_target(tmp_path, local_runs):
 def test_a_driving_regressor_that_cannot_rank_is_flagged(tmp_path):
     root = tmp_path / "noisy"
     for rec in synthetic_records(linear_loss(5, seed=3), 24, noise=5.0, sweep="noisy"):  # noise >> signal
-        write_record(root / rec["run_name"], rec)
+        write_record(root / rec.run_name, rec)
     result = run_fit(compose_fit(local_overrides(tmp_path, root)), progress=False)
     assert any("ranks held-out runs poorly" in w and "train more proxy runs" in w for w in result.warnings)
     assert "ranks held-out runs poorly" in (result.report_dir / "report.md").read_text()
@@ -168,9 +168,9 @@ def test_regmix_fit_pulls_runs_from_wandb(tmp_path, monkeypatch):
         monkeypatch.setenv("WANDB_BASE_URL", fake.url)
         monkeypatch.setenv("WANDB_API_KEY", DUMMY_API_KEY)
         for rec in synthetic_records(loss, 30, noise=0.01):
-            config = {"mixture": {"index": rec["mixture_index"], "weights": rec["mixture"], "name": None},
-                      "model": {"name": "tiny"}, "corpus": rec["corpus"], "run_name": rec["run_name"], "sweep": "syn"}
-            summary = {f"val/{TARGET}/loss": rec["val_loss"][TARGET], "tokens": 1000}
+            config = {"mixture": {"index": rec.mixture_index, "weights": rec.mixture, "name": None},
+                      "model": {"name": "tiny"}, "corpus": rec.corpus, "run_name": rec.run_name, "sweep": "syn"}
+            summary = {f"val/{TARGET}/loss": rec.val_loss[TARGET], "tokens": 1000}
             fake.add_run(config=config, summary=summary, sweep="swpfit01")
         fake.add_run(config={"run_name": "crashed"}, summary={}, state="crashed", sweep="swpfit01")
         cfg = compose_fit([
@@ -229,9 +229,10 @@ def test_analysis_imports_without_torch():
 
 
 @pytest.mark.skipif(not PAPER.is_dir(), reason="the paper's data (../shared/data/regmix-paper) is absent")
-def test_paper_data_acceptance(tmp_path):
+def test_paper_data_acceptance(tmp_path, monkeypatch):
     """Fit on the 512 training runs, score on the 256 test runs, target Pile-CC (200k candidates
     here; the README command and benchmarks/fit_speed.py use 1M)."""
+    monkeypatch.setenv("REGMIX_PAPER_DATA", str(PAPER))  # the local copy: nothing is downloaded
     cfg = compose_fit([
         "source=paper", f"mixture_dir={tmp_path}", f"report_dir={tmp_path / 'report'}", "plots=false",
         "simulation.n_candidates=200000",

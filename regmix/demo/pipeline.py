@@ -14,16 +14,16 @@ import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
-from regmix.config import EvalConfig, MixtureConfig, ModelConfig, TrainAppConfig, TrainConfig
+from regmix.config import EvalConfig, MixtureConfig, TrainAppConfig
 from regmix.corpus.store import CorpusMeta
 from regmix.demo.config import DemoConfig
 from regmix.mixture import Mixture
+from regmix.run_record import RunRecord
 
 @dataclass
 class Job:
@@ -69,7 +69,7 @@ def train_config(cfg: DemoConfig, job: Job) -> TrainAppConfig:
     )
 
 
-def _train_one(position: int, app_cfg: TrainAppConfig) -> tuple[int, dict[str, Any]]:
+def _train_one(position: int, app_cfg: TrainAppConfig) -> tuple[int, RunRecord]:
     # In a worker process: quiet, one torch thread (set by train_run), the record is the result.
     os.environ.setdefault("WANDB_SILENT", "true")
     from dataclasses import asdict
@@ -79,11 +79,11 @@ def _train_one(position: int, app_cfg: TrainAppConfig) -> tuple[int, dict[str, A
     return position, train_run(app_cfg, resolved=asdict(app_cfg), log=lambda *_: None)
 
 
-def train_many(cfg: DemoConfig, jobs: list[Job], desc: str) -> list[dict[str, Any]]:
+def train_many(cfg: DemoConfig, jobs: list[Job], desc: str) -> list[RunRecord]:
     """Train `jobs` over worker processes (joblib), with a progress bar; records in job order."""
     configs = [train_config(cfg, job) for job in jobs]
     n_jobs = cfg.jobs or os.cpu_count() or 1
-    records: list[dict[str, Any] | None] = [None] * len(configs)
+    records: list[RunRecord | None] = [None] * len(configs)
     runner = Parallel(n_jobs=min(n_jobs, len(configs)), return_as="generator_unordered")
     with tqdm(total=len(configs), desc=desc, unit="run") as bar:
         for position, record in runner(delayed(_train_one)(i, c) for i, c in enumerate(configs)):
@@ -92,8 +92,8 @@ def train_many(cfg: DemoConfig, jobs: list[Job], desc: str) -> list[dict[str, An
     return records
 
 
-def target_loss(record: dict[str, Any], target: str) -> float:
-    return float(record["val_loss"][target])
+def target_loss(record: RunRecord, target: str) -> float:
+    return float(record.val_loss[target])
 
 
 def pick_target(cfg: DemoConfig, meta: CorpusMeta) -> str:

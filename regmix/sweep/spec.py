@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from regmix.atomic_file import write_text_atomic
+from regmix.metrics import val_loss_key
 
 #: The train entry point the agent runs (`python -m`, so no path to a script is needed).
 TRAIN_MODULE = "regmix.cli.train"
@@ -98,7 +99,7 @@ def build_sweep_spec(
         "method": "grid",
     }
     if target:
-        spec["metric"] = {"name": f"val/{target}/loss", "goal": "minimize"}
+        spec["metric"] = {"name": val_loss_key(target), "goal": "minimize"}
     spec["parameters"] = {SWEPT_KEY: {"values": list(range(int(n_mixtures)))}}
     spec["command"] = [
         "${env}",
