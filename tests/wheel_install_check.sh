@@ -26,6 +26,7 @@ V="$WORK/venv/bin"
 WHEEL=$(ls "$WORK"/dist/regmix-*.whl)
 echo "wheel: $WHEEL ($(unzip -l "$WHEEL" | grep -c 'regmix/conf/.*\.yaml') config files inside)"
 "$V/pip" install -q "$WHEEL"
+cd "$WORK"  # not the checkout: `import regmix` must find the installed copy
 "$V/python" - <<'PY'
 import regmix, regmix.conf
 assert "site-packages" in regmix.__file__, regmix.__file__  # the installed copy, not the checkout
