@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from regmix.corpus.store import read_meta
+from regmix.metrics import MEAN_VAL_LOSS_KEY, val_loss_key
 from regmix.run_record import FINISHED, PREEMPTED, is_finished, read_record
 from regmix.sweep.table import mixture_at
 from tests.fakes import FakeWandb
@@ -171,10 +172,10 @@ def test_wandb_agent_trains_two_runs_that_describe_themselves(work):
         record = read_record(work / "runs" / SWEEP / f"mix{index:04d}")
         assert record.status == FINISHED
         assert record.wandb["sweep_id"] == sweep["id"] and record.wandb["id"] == run.name
-        losses = {d: run.summary.get(f"val/{d}/loss") for d in meta.eval_domains}
+        losses = {d: run.summary.get(val_loss_key(d)) for d in meta.eval_domains}
         # Every domain's loss reached the summary, and it is the evaluated value, not a buffered one.
         assert losses == record.val_loss
-        assert run.history[-1]["val/mean/loss"] == run.summary["val/mean/loss"]
+        assert run.history[-1][MEAN_VAL_LOSS_KEY] == run.summary[MEAN_VAL_LOSS_KEY]
     assert sorted(r.plain_config["mixture.index"] for r in runs) == [0, 1]
 
 
