@@ -24,7 +24,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from regmix.atomic_file import write_text_atomic
-from regmix.cli.hydra_app import CONF_DIR, user_errors_exit
+from regmix.cli.hydra_app import CONF_DIR, quiet_broken_pipe, user_errors_exit
 from regmix.config import SampleAppConfig, SamplerConfig, register_configs
 from regmix.corpus.store import read_meta
 from regmix.sampler import (
@@ -161,6 +161,7 @@ def _data_overrides() -> list[str]:
     return items
 
 
+@quiet_broken_pipe
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="sample")
 @user_errors_exit
 def main(cfg: DictConfig) -> None:

@@ -67,7 +67,26 @@ class DataConfig:
 
 
 @dataclass
+class EvalConfig:
+    """The fixed validation slice every run is scored on (same tokens for every run).
+
+    Lives beside the corpus config because `regmix-prepare` checks it too: it reports, for every
+    domain, whether its validation split holds the slice."""
+
+    tokens_per_domain: int = 65_536
+    """Validation tokens per domain: the first tokens of each val split. CPU-sized (64k, about
+    1 s of evaluation per domain for a tiny proxy); the paper's ~1.6M is in experiment=paper_1m."""
+    batch_size: int = 64
+    """Sequences per evaluation forward pass."""
+    seq_len: Optional[int] = None
+    """None = train.seq_len."""
+
+
+@dataclass
 class PrepareAppConfig:
     """`regmix-prepare`: build a corpus folder (shards + meta.json) from `data`."""
 
     data: DataConfig = field(default_factory=DataConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    """The evaluation slice training will use (`eval.tokens_per_domain`, as regmix-train takes it):
+    prepare says which domains' validation splits hold it."""

@@ -27,7 +27,7 @@ TABLE_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", "
 TXT_DOCUMENT_MODES = ("file", "blank_line")
 
 # A domain names a folder of the corpus (<domain>/train.bin), so it must be a plain file name.
-_DOMAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+DOMAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n")
 
 
@@ -36,7 +36,7 @@ class TextSourceError(ValueError):
 
 
 def check_domain_name(name: str) -> None:
-    if not isinstance(name, str) or not _DOMAIN_NAME.match(name):
+    if not isinstance(name, str) or DOMAIN_NAME.fullmatch(name) is None:
         raise TextSourceError(
             f"domain name {name!r} is not usable as a folder name; use letters, digits, '_', '-', '.' "
             "(starting with a letter or digit)"
