@@ -32,11 +32,14 @@ from regmix.corpus.store import (
     shard_path,
     write_corpus,
 )
+from regmix.atomic_file import write_text_atomic
 from regmix.corpus.tokenize import TOKENIZER_FILE, ByteTokenizer, HFTokenizer, build_tokenizer, check_tokenizer_config
 
 log = logging.getLogger(__name__)
 
 SOURCES = ("synthetic", "text")
+UNFINISHED_NAME = ".preparing.json"
+"""Written before the shards, removed after meta.json: the settings and domains of a build in progress."""
 
 
 class PrepareError(ValueError):
@@ -135,6 +138,11 @@ def _existing_corpus(corpus_dir: Path, settings: dict[str, Any], overwrite: bool
         old = None  # a damaged meta: treat the folder as an unfinished corpus
     if not overwrite and old is not None and old.source == settings and _shards_intact(corpus_dir, old):
         return old
+    unfinished = _read_unfinished(corpus_dir) if old is None else None
+    if unfinished is not None and unfinished.get("settings") == settings:
+        # A build of these very settings was interrupted (Ctrl-C, kill, full disk): finish it.
+        _remove_corpus(corpus_dir, list(unfinished.get("domains", [])))
+        return None
     others = sorted(p.name for p in corpus_dir.iterdir())
     if not others:
         return None
@@ -149,16 +157,24 @@ def _existing_corpus(corpus_dir: Path, settings: dict[str, Any], overwrite: bool
             f"data.dir={corpus_dir} already holds {what}; "
             "pass data.overwrite=true to rebuild it or choose another data.dir"
         )
-    _remove_corpus(corpus_dir, old)
+    domains = list(old.domains) if old is not None else list((unfinished or {}).get("domains", []))
+    _remove_corpus(corpus_dir, domains)
     return None
 
 
-def _remove_corpus(corpus_dir: Path, old: CorpusMeta | None) -> None:
+def _read_unfinished(corpus_dir: Path) -> dict[str, Any] | None:
+    try:
+        raw = json.loads((corpus_dir / UNFINISHED_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+    return raw if isinstance(raw, dict) and isinstance(raw.get("domains"), list) else None
+
+
+def _remove_corpus(corpus_dir: Path, domains: list[str]) -> None:
     """Remove only what a corpus consists of (meta, shards, tokenizer, stamp), meta first: a
     half-removed corpus never looks finished. Domain names come from a file on disk, so each is
     checked to be a plain folder of this corpus before anything is removed: a meta naming
     `/tmp/x` or `../y` must not delete those."""
-    domains = list(old.domains) if old is not None else []
     for domain in domains:
         folder = corpus_dir / domain
         bad = not isinstance(domain, str) or text.DOMAIN_NAME.fullmatch(domain) is None
@@ -175,6 +191,7 @@ def _remove_corpus(corpus_dir: Path, old: CorpusMeta | None) -> None:
             (corpus_dir / domain).rmdir()
     (corpus_dir / TOKENIZER_FILE).unlink(missing_ok=True)
     (corpus_dir / STAMP_NAME).unlink(missing_ok=True)
+    (corpus_dir / UNFINISHED_NAME).unlink(missing_ok=True)
 
 
 def _collect_text_files(cfg: DataConfig) -> list[Path]:
@@ -213,11 +230,16 @@ def _build_text(cfg: DataConfig):
             split_docs[domain] = ([], docs)
         else:
             split_docs[domain] = text.split_documents(docs, val_fraction=cfg.val_fraction, seed=cfg.seed, domain=domain)
-    training_text = (doc for d, (train, _) in split_docs.items() if roles[d] == TRAIN_ROLE for doc in train)
-    tokenizer = build_tokenizer(cfg.tokenizer, training_text)
+    train_docs = [doc for d, (train, _) in split_docs.items() if roles[d] == TRAIN_ROLE for doc in train]
+    if cfg.tokenizer.kind == "bpe":
+        chars = sum(min(len(doc), cfg.tokenizer.train_chars_per_document) for doc in train_docs)
+        log.info("training a byte-level BPE (vocab %d) on %d documents, %.1f M characters",
+                 cfg.tokenizer.vocab_size, len(train_docs), chars / 1e6)
+    tokenizer = build_tokenizer(cfg.tokenizer, train_docs, total=len(train_docs))
     splits = {}
-    for domain in tqdm(split_docs, desc="tokenize domains", unit="domain", disable=None):
+    for domain in split_docs:
         train, val = split_docs[domain]
+        log.info("encoding %s: %d + %d documents", domain, len(train), len(val))
         splits[domain] = {"train": tokenizer.encode(train), "val": tokenizer.encode(val)}
     descriptions = {d: f"{len(documents[d])} documents from local text" for d in documents}
     return tokenizer, splits, roles, descriptions, {}
@@ -249,9 +271,11 @@ def prepare_corpus(cfg: DataConfig) -> CorpusMeta:
         descriptions, target_blend = generated.descriptions, generated.target_blend
     else:
         tokenizer, splits, roles, descriptions, target_blend = _build_text(cfg)
+    # Which settings and domains are being written: an interrupted build is finished by a rerun.
+    write_text_atomic(corpus_dir / UNFINISHED_NAME, json.dumps({"settings": settings, "domains": list(splits)}))
     if isinstance(tokenizer, HFTokenizer):
         tokenizer.save(corpus_dir)
-    return write_corpus(
+    meta = write_corpus(
         corpus_dir,
         name=cfg.name,
         tokenizer=tokenizer.info(),
@@ -261,6 +285,8 @@ def prepare_corpus(cfg: DataConfig) -> CorpusMeta:
         source=settings,
         target_blend=target_blend,
     )
+    (corpus_dir / UNFINISHED_NAME).unlink()
+    return meta
 
 
 def format_domain_table(meta: CorpusMeta, eval_tokens: int | None = None) -> str:

@@ -184,7 +184,11 @@ def write_corpus(
         for split in ("train", "val"):
             ids = np.asarray(parts.get(split, np.zeros(0)), dtype=dtype)
             path = shard_path(corpus_dir, domain, split)
-            ids.tofile(path)
+            try:  # not ndarray.tofile: its errors carry no errno; a full disk names the shard
+                with open(path, "wb") as fh:
+                    fh.write(memoryview(np.ascontiguousarray(ids)).cast("B"))
+            except OSError as exc:
+                raise OSError(exc.errno, exc.strerror, str(path)) from None
             digest.update(domain.encode() + split.encode() + ids.tobytes())
             per_shard[f"{domain}/{split}"] = hashlib.sha256(ids.tobytes()).hexdigest()
             counts[split] = int(ids.size)

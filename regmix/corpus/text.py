@@ -110,8 +110,15 @@ def _read_table(path: Path, fmt: str, columns: Sequence[str]) -> dict[str, list]
     """Columns of a jsonl/parquet/csv file, each a list of values; missing columns are an error."""
     if fmt == "jsonl":
         rows = []
-        with open(path, encoding="utf-8") as fh:
-            for line_no, line in enumerate(fh, start=1):
+        with open(path, "rb") as fh:
+            for line_no, raw in enumerate(fh, start=1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise TextSourceError(
+                        f"{path} line {line_no} is not UTF-8 (byte {exc.start + 1} of the line); "
+                        "re-encode the file as UTF-8 or drop that line"
+                    ) from None
                 if not line.strip():
                     continue
                 try:
@@ -141,7 +148,10 @@ def _read_table(path: Path, fmt: str, columns: Sequence[str]) -> dict[str, list]
                 "install a matching pyarrow or convert the file to jsonl"
             ) from None
     else:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        try:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        except UnicodeDecodeError:
+            raise TextSourceError(f"{path} is not UTF-8 text; re-encode the file as UTF-8") from None
     for column in columns:
         if column not in frame.columns:
             raise TextSourceError(
