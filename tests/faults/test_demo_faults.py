@@ -47,3 +47,21 @@ def test_sigkill_of_the_demo_stops_its_workers(tmp_path):
     finally:
         if _group_alive(proc.pid):
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_demo_with_another_sample_seed_refuses_the_old_table(tmp_path, bad_input):
+    from regmix.cli.sample import sample_sweep
+    from regmix.corpus.config import DataConfig, SyntheticConfig
+    from regmix.corpus.prepare import prepare_corpus
+
+    data = ["data.synthetic.train_scale=0.05", "data.synthetic.val_tokens=8192"]
+    prepare_corpus(DataConfig(dir=str(tmp_path / "out" / "data"), synthetic=SyntheticConfig(train_scale=0.05, val_tokens=8192)))
+    sample_sweep(data_dir=str(tmp_path / "out" / "data"), sweep="demo", n_mixtures=4, seed=42,
+                 out_dir=str(tmp_path / "out" / "sweeps"))
+    table = (tmp_path / "out" / "sweeps" / "demo.mixtures.csv").read_bytes()
+    done = subprocess.run([str(BIN / "regmix-demo"), "out_dir=out", "n_mixtures=4", "sample_seed=7", *data],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    message = bad_input("regmix-demo sample_seed=7 in an out_dir sampled with seed 42", done)
+    assert "sample_seed=42" in message and "sample_seed=7" in message and "out_dir=" in message
+    assert (tmp_path / "out" / "sweeps" / "demo.mixtures.csv").read_bytes() == table
+    assert not (tmp_path / "out" / "proxy").exists()
