@@ -134,7 +134,7 @@ def test_read_only_runs_folder_is_one_line(corpus, tmp_path, bad_input):
     runs.mkdir()
     with read_only(runs):
         done = cli("regmix-train", *train_args(corpus), cwd=tmp_path)
-        message = bad_input("regmix-train with a read-only runs/ folder", done)
+        message = bad_input("regmix-train with a read-only runs/ folder", scrubbed(done, tmp_path))
         assert "runs" in message and "not writable" in message and "out_dir=" in message
         assert list(runs.iterdir()) == []
 
@@ -184,7 +184,7 @@ def test_train_names_every_domain_the_eval_slice_does_not_fit(tmp_path, bad_inpu
 
 
 def test_help_piped_into_head_ends_quietly(tmp_path):
-    for name in ("regmix-train", "regmix-prepare", "regmix-sample", "regmix-demo", "regmix-sweep"):
+    for name in ("regmix-train", "regmix-prepare", "regmix-sample"):  # one decorator; three to show it
         done = subprocess.run(f"{BIN / name} --help | head -1", shell=True, cwd=tmp_path, capture_output=True,
                               text=True, timeout=60)
         assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, (name, done.stderr)
