@@ -35,7 +35,7 @@ def train_args(corpus: Path, *extra: str) -> list[str]:
 
 
 def test_two_trainers_on_one_run_exactly_one_trains_and_a_rerun_trains_nothing(corpus, tmp_path, bad_input):
-    args = train_args(corpus, "train.tokens=61440")  # ~120 steps: the two overlap for sure
+    args = train_args(corpus, "train.tokens=102400")  # 200 steps (~5 s): the two overlap even on a busy box
     first, second = (popen("regmix-train", *args, cwd=tmp_path) for _ in range(2))
     outs = [(p.wait(timeout=120), *p.communicate()) for p in (first, second)]
     run_dir = tmp_path / "runs" / "f" / "r"
@@ -54,31 +54,44 @@ def test_two_trainers_on_one_run_exactly_one_trains_and_a_rerun_trains_nothing(c
     assert (run_dir / "result.json").stat().st_mtime_ns == stamp and record(run_dir) == done
 
 
+def _wait_for_line(proc: subprocess.Popen, text: str) -> None:
+    for line in proc.stdout:
+        if text in line:
+            return
+
+
 def test_sigkill_at_random_points_of_training_never_leaves_a_false_record(corpus, tmp_path):
-    """Kill a run at seeded random moments (start-up, training, evaluation, record write); after
-    each kill the record is absent, unfinished or complete, and a rerun finishes the work once."""
+    """Kill runs at seeded random moments (one in start-up, the others after training began:
+    in the steps, the evaluation or the record write), each in its own run folder; after each
+    kill the record is absent, unfinished or complete, and one rerun of them all finishes the
+    work exactly once (runs that had finished are not trained again)."""
     rng = random.Random(11)
-    run_dir = tmp_path / "runs" / "f" / "r"
-    outcomes = []
-    for delay in sorted(rng.uniform(0.5, 7.0) for _ in range(5)):
-        proc = popen("regmix-train", *train_args(corpus), cwd=tmp_path)
-        time.sleep(delay)
+    unbuffered = {**os.environ, "PYTHONUNBUFFERED": "1"}  # see "steps x" when it is printed
+    names = [f"r{i}" for i in range(5)]
+    before = {}
+    for attempt, name in enumerate(names):
+        args = [a if a != "run_name=r" else f"run_name={name}" for a in train_args(corpus)]
+        proc = popen("regmix-train", *args, cwd=tmp_path, env=unbuffered)
+        if attempt == 0:
+            time.sleep(rng.uniform(0.2, 2.0))
+        else:
+            _wait_for_line(proc, "steps x")
+            time.sleep(rng.uniform(0.0, 2.0))  # the tiny run trains ~1.5 s, then evaluates and writes
         proc.kill()
         proc.communicate(timeout=60)
-        found = record(run_dir)  # json.loads: a half-written record would fail here
+        found = record(tmp_path / "runs" / "f" / name)  # json.loads: a torn record would fail here
         assert found is None or found["status"] in ("finished", "failed", "preempted")
         if found and found["status"] == FINISHED:
             assert set(found["val_loss"]) == {"a", "b", "c"}
-        outcomes.append(found["status"] if found else None)
-        if found and found["status"] == FINISHED:
-            break
-    done = cli("regmix-train", *train_args(corpus), cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    final = record(run_dir)
-    assert final["status"] == FINISHED
-    if outcomes[-1] == FINISHED:  # the killed run had finished: the rerun trained nothing
-        assert "already finished" in done.stdout
-    assert not list(run_dir.glob(".result.json.*")) or all(p.stat().st_size >= 0 for p in run_dir.glob(".result.json.*"))
+            before[name] = (tmp_path / "runs" / "f" / name / "result.json").stat().st_mtime_ns
+    args = [a for a in train_args(corpus) if a != "run_name=r"]
+    done = cli("regmix-train", "-m", *args, "run_name=" + ",".join(names), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for name in names:
+        assert record(tmp_path / "runs" / "f" / name)["status"] == FINISHED
+    assert {n: (tmp_path / "runs" / "f" / n / "result.json").stat().st_mtime_ns for n in before} == before
+    assert done.stdout.count("already finished, nothing to train") == len(before)
+    assert len(before) < len(names)  # at least one kill landed before the record was written
 
 
 _WRITER = """
