@@ -202,3 +202,16 @@ def test_help_piped_into_head_ends_quietly(tmp_path):
                               text=True, timeout=60)
         assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, (name, done.stderr)
         assert done.stdout.strip(), name
+
+
+def test_analysis_drops_a_non_utf8_record_naming_its_run(corpus, tmp_path):
+    from analysis.sources.local import load_local_runs
+
+    done = cli("regmix-train", *train_args(corpus), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    bad = tmp_path / "runs" / "f" / "broken"
+    bad.mkdir()
+    (bad / "result.json").write_bytes(b"\xff\xfe{\"status\": \"finished\"}")
+    raw = load_local_runs(str(tmp_path / "runs" / "f"))
+    assert list(raw.runs.index) == ["r"]  # the good run is kept, finished work is not lost
+    assert [(run_id, why) for run_id, why, _ in raw.dropped] == [("broken", "unreadable result.json")]
