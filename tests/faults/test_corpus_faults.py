@@ -8,13 +8,12 @@ import resource
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from regmix.corpus.config import TokenizerConfig
 from regmix.corpus.store import read_meta
 from regmix.corpus.tokenize import build_tokenizer
 
-from .helpers import QUICK, cli, read_only, record, scrubbed, small_corpus, snapshot, weights_arg
+from .helpers import QUICK, cli, read_only, record, scrubbed, snapshot, weights_arg
 
 # A synthetic corpus of ~0.3M tokens: prepare takes a second or two.
 SMALL_SYNTHETIC = ["data.synthetic.train_scale=0.05", "data.synthetic.val_tokens=4096"]
