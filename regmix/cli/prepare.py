@@ -25,7 +25,7 @@ def main(cfg: DictConfig) -> None:
     meta = prepare_corpus(app.data)
     print(f"corpus {meta.name!r} (content {meta.content_hash}, tokenizer {meta.tokenizer['kind']} "
           f"{meta.tokenizer['id']}, vocab {meta.vocab_size}) in {Path(app.data.dir).resolve()}")
-    print(format_domain_table(meta))
+    print(format_domain_table(meta, eval_tokens=app.eval.tokens_per_domain))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from regmix.config import SamplerConfig
 from regmix.corpus.store import read_meta
-from regmix.sampler import SamplerError, normalize_prior, sample_mixtures
+from regmix.sampler import SamplerError, check_n_mixtures, normalize_prior, sample_mixtures
 from regmix.sweep.files import DEFAULT_DIR, SWEEP_NAME, settings_path, spec_path, table_path
 from regmix.sweep.record import SweepRecord, default_target
 from regmix.sweep.spec import build_sweep_spec, grid_warnings, write_sweep_spec
@@ -55,8 +55,7 @@ def sample_sweep(
     Refuses to replace an existing table unless `overwrite` (runs may already depend on it).
     """
     settings = settings or SamplerConfig()
-    if isinstance(n_mixtures, bool) or not isinstance(n_mixtures, int) or n_mixtures < 1:
-        raise SamplerError(f"n_mixtures={n_mixtures!r} is invalid: ask for at least 1 mixture (the paper: 512)")
+    check_n_mixtures(n_mixtures)  # before the spec: a grid of 10^8 values is unbounded too
     if not SWEEP_NAME.match(sweep or ""):
         raise SamplerError(f"sweep={sweep!r} is not a usable name; use letters, digits, '_', '-', '.' (e.g. sweep=pile_1m)")
     out = Path(out_dir)

@@ -154,7 +154,7 @@ def agent_commands(path: str, *, n_runs: int) -> dict[str, str]:
             f"CUDA_VISIBLE_DEVICES=$i wandb agent {quoted} & done; wait"
         ),
         "SLURM array, one run per task": (
-            f"sbatch --array=1-{n_runs}%{parallel} --gres=gpu:1 --wrap {shlex.quote(f'wandb agent --count 1 {path}')}"
+            f"sbatch --array=1-{n_runs}%{parallel} --gres=gpu:1 --wrap {shlex.quote(f'wandb agent --count 1 {quoted}')}"
         ),
     }
 
