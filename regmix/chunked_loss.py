@@ -43,17 +43,20 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
         grad_hidden = torch.empty_like(hidden)
         grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
-        minus_one = torch.full((1, 1), -1.0, device=hidden.device)
+        minus_one = torch.full((1, 1), -1.0 / n, device=hidden.device)
         for start in range(0, n, chunk_tokens):
             h = hidden[start : start + chunk_tokens].to(compute_dtype)
             t = targets[start : start + chunk_tokens]
             logits = (h @ w.t()).float()
-            lse = torch.logsumexp(logits, dim=-1)
-            total += (lse - logits.gather(1, t[:, None]).squeeze(1)).sum()
-            # d(mean loss)/d(logits) = (softmax - onehot) / n, computed in place on the slice.
-            probs = logits.sub_(lse[:, None]).exp_()
+            target_logit = logits.gather(1, t[:, None]).squeeze(1)
+            # One pass of exp over the slice: softmax in place, log-sum-exp from its normaliser.
+            peak = logits.amax(dim=1, keepdim=True)
+            probs = logits.sub_(peak).exp_()
+            norm = probs.sum(dim=1, keepdim=True)
+            total += (peak + norm.log()).sum() - target_logit.sum()
+            # d(mean loss)/d(logits) = (softmax - onehot) / n.
+            probs.div_(norm * n)
             probs.scatter_add_(1, t[:, None], minus_one.expand(t.shape[0], 1))
-            probs.div_(n)
             p = probs.to(compute_dtype)
             grad_hidden[start : start + chunk_tokens] = (p @ w).to(hidden.dtype)
             if compute_dtype == torch.float32:
