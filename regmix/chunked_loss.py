@@ -69,7 +69,9 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output):
         grad_hidden, grad_weight = ctx.saved_tensors
-        return grad_hidden * grad_output, grad_weight * grad_output, None, None, None
+        # In place: the stored gradients are this node's own and backward runs once per graph
+        # (no retain_graph in training), so no second copy of hidden-state size is made.
+        return grad_hidden.mul_(grad_output), grad_weight.mul_(grad_output), None, None, None
 
 
 @torch.compiler.disable  # eager slices: a compiled graph would unroll one copy per slice
