@@ -8,8 +8,11 @@ clean) measures, with one torch thread:
   app   regmix-train's loop now (chunked cross-entropy, freed memory kept), data sampling included;
   gemm  one fp32 GEMM of the output layer's shape (batch tokens x width @ width x vocab): the
         machine's practical limit for this shape, in the same process.
-Columns: tokens/s; app/plain; app/old; the app's model GFLOP/s as a share of the GEMM's; system
-time as a share of the app's wall time; the app's peak memory above the process's memory before it.
+Times are this process's CPU seconds (user + system; one torch thread), not wall time: on a shared
+machine a process gets a varying share of a core, and CPU time is what the step costs. old and app
+are timed over the whole train_run (model set-up and a one-window evaluation included: errs low).
+Columns: tokens per CPU-second; app/plain; app/old; the app's model GFLOP/s as a share of the GEMM's; system
+time as a share of the app's CPU time; the app's peak memory above the process's memory before it.
 Then a `tiny` proxy end to end (train + evaluate) on a BPE-8192 corpus of Python source: old vs now.
 Goals (issue 12): at vocab 8,192 app/gemm >= 0.60, system < 5%, app/plain >= 0.95; BPE app/old >= 1.5.
 
@@ -25,7 +28,6 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -79,14 +81,19 @@ def _status_mib(field: str) -> float:
     return float("nan")
 
 
+def _cpu_s() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
 def _timed(fn):
-    """Run fn(); returns (its result, wall s, system s, peak RSS above the start in MiB)."""
+    """Run fn(); returns (its result, CPU s (user + system), system s, peak RSS above the start in MiB)."""
     base = _peak_reset()
-    t0, w0 = os.times(), time.perf_counter()
+    t0 = os.times()
     result = fn()
-    wall, t1 = time.perf_counter() - w0, os.times()
+    t1 = os.times()
     peak = _status_mib("VmHWM") - base if base == base else float("nan")
-    return result, wall, t1.system - t0.system, peak
+    return result, (t1.user + t1.system) - (t0.user + t0.system), t1.system - t0.system, peak
 
 
 def train_app(corpus: Path, out: Path, model_kw: dict, batch: int, seq_len: int, steps: int, tag: str, *, budget, eval_tokens: int):
@@ -121,14 +128,14 @@ def plain_loop(model_kw: dict, vocab: int, batch: int, seq_len: int, steps: int,
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1)
     x = torch.randint(1, vocab, (batch, seq_len + 1))
     inputs, targets = x[:, :-1], x[:, 1:]
-    start = time.perf_counter()
+    start = _cpu_s()
     for _ in range(steps):
         loss = model(inputs, targets, chunk_tokens=chunk_tokens)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
-    return steps * batch * seq_len / (time.perf_counter() - start)
+    return steps * batch * seq_len / (_cpu_s() - start)
 
 
 def gemm_gflops(tokens: int, d: int, vocab: int, seconds: float = 1.0) -> float:
@@ -137,11 +144,11 @@ def gemm_gflops(tokens: int, d: int, vocab: int, seconds: float = 1.0) -> float:
     a, b = torch.randn(tokens, d), torch.randn(d, vocab)
     out = torch.empty(tokens, vocab)
     torch.mm(a, b, out=out)
-    n, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
+    n, start = 0, _cpu_s()
+    while _cpu_s() - start < seconds:
         torch.mm(a, b, out=out)
         n += 1
-    return 2.0 * tokens * d * vocab * n / (time.perf_counter() - start) / 1e9
+    return 2.0 * tokens * d * vocab * n / (_cpu_s() - start) / 1e9
 
 
 def child(job: dict) -> dict:
@@ -157,22 +164,24 @@ def child(job: dict) -> dict:
     model_kw, batch, seq_len = job["model"], job["batch"], job["seq_len"]
     steps, vocab, corpus, out = job["steps"], job["vocab"], Path(job["corpus"]), Path(job["out"])
     allocator._applied = False  # the old path: regmix leaves glibc's defaults alone (as before issue 12)
-    old_rec, old_wall, _, old_peak = _timed(lambda: train_app(corpus, out, model_kw, batch, seq_len, steps, "old",
+    # One step first so that neither side pays first-call costs (imports, lazy initialisation).
+    train_app(corpus, out, model_kw, batch, seq_len, 1, "warm", budget=0, eval_tokens=job["eval_tokens"])
+    old_rec, old_cpu, _, old_peak = _timed(lambda: train_app(corpus, out, model_kw, batch, seq_len, steps, "old",
                                                               budget=0, eval_tokens=job["eval_tokens"]))
-    res = {"old": old_rec["tokens"] / old_rec["train_s"], "old_e2e_s": old_wall, "old_peak_mib": old_peak}
+    res = {"old": old_rec["tokens"] / old_cpu, "old_e2e_s": old_cpu, "old_peak_mib": old_peak}
     if job.get("e2e_only"):
         allocator._applied = None
-        rec, wall, _, _ = _timed(lambda: train_app(corpus, out, model_kw, batch, seq_len, steps, "app", budget=None,
+        rec, cpu, _, _ = _timed(lambda: train_app(corpus, out, model_kw, batch, seq_len, steps, "app", budget=None,
                                                    eval_tokens=job["eval_tokens"]))
-        return {**res, "app": rec["tokens"] / rec["train_s"], "app_e2e_s": wall,
+        return {**res, "app": rec["tokens"] / cpu, "app_e2e_s": cpu,
                 "same_losses": max(abs(rec["val_loss"][d] - old_rec["val_loss"][d]) for d in rec["val_loss"])}
     allocator._applied = None
     assert allocator.keep_freed_memory() or sys.platform != "linux"
     gemm_before = gemm_gflops(batch * seq_len, model_kw["d_model"], padded_vocab(vocab))
     res["plain"] = plain_loop(model_kw, vocab, batch, seq_len, steps, chunk_tokens=None)
-    rec, wall, system, peak = _timed(lambda: train_app(corpus, out, model_kw, batch, seq_len, steps, "app", budget=None,
+    rec, cpu, system, peak = _timed(lambda: train_app(corpus, out, model_kw, batch, seq_len, steps, "app", budget=None,
                                                        eval_tokens=job["eval_tokens"]))
-    res.update(app=rec["tokens"] / rec["train_s"], system_share=system / wall, app_peak_mib=peak)
+    res.update(app=rec["tokens"] / cpu, system_share=system / cpu, app_peak_mib=peak)
     # The GEMM is timed before and after the app and the faster kept: on a shared box the ratio
     # then errs low, never high.
     res["gemm_gflops"] = max(gemm_before, gemm_gflops(batch * seq_len, model_kw["d_model"], padded_vocab(vocab)))
@@ -206,7 +215,7 @@ def main() -> None:
     print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} on {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        head = (f"{'shape':5} {'vocab':>6} {'old tok/s':>10} {'plain':>8} {'app':>8} {'app/plain':>9} {'app/old':>7} "
+        head = (f"{'shape':5} {'vocab':>6} {'old':>8} {'plain':>8} {'app':>8} {'app/plain':>9} {'app/old':>7} "
                 f"{'GFLOP/s':>7} {'gemm':>6} {'app/gemm':>8} {'system':>6} {'peak MiB':>8} {'old peak':>8}")
         print(head)
         for vocab in [int(v) for v in args.vocabs.split(",")]:
@@ -221,7 +230,7 @@ def main() -> None:
                     runs.append(run_child({**job, "out": f"{job['out']}-{r}"}))
                 app, plain, old = best(runs, "app"), best(runs, "plain"), best(runs, "old")
                 gflops, gemm = best(runs, "app_gflops"), best(runs, "gemm_gflops")
-                print(f"{name:5} {vocab:6} {old:10,.0f} {plain:8,.0f} {app:8,.0f} {app / plain:9.3f} {app / old:7.2f} "
+                print(f"{name:5} {vocab:6} {old:8,.0f} {plain:8,.0f} {app:8,.0f} {app / plain:9.3f} {app / old:7.2f} "
                       f"{gflops:7.1f} {gemm:6.1f} {gflops / gemm:8.2f} {best(runs, 'system_share', min):6.1%} "
                       f"{best(runs, 'app_peak_mib', min):8.0f} {best(runs, 'old_peak_mib', min):8.0f}", flush=True)
         if not args.no_bpe:
@@ -232,7 +241,7 @@ def main() -> None:
             runs = [run_child({**job, "out": str(tmp / "runs" / f"bpe{r}")}) for r in range(args.repeats)]
             old_s, app_s = best(runs, "old_e2e_s", min), best(runs, "app_e2e_s", min)
             print(f"\ntiny proxy end to end on BPE-8192 (Python source, 102,400 train tokens, 3 x 16,384 eval tokens): "
-                  f"old {old_s:.2f} s, now {app_s:.2f} s, speedup {old_s / app_s:.2f}x; "
+                  f"old {old_s:.2f} CPU-s, now {app_s:.2f} CPU-s, speedup {old_s / app_s:.2f}x; "
                   f"val losses differ by at most {max(r['same_losses'] for r in runs):.1e}")
     print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} at the end")
 
