@@ -3,7 +3,7 @@ the 1m width, as the batch grows: chunked cross-entropy against the plain full-l
 fresh process, peak RSS above the process's memory after its inputs exist (Linux: VmHWM after a
 reset), and as a multiple of the whole 1m model's fp32 weights.
 
-    python benchmarks/loss_memory.py [--tokens 4096,32768,131072] [--plain-max 8192]
+    python benchmarks/loss_memory.py [--tokens 4096,32768] [--plain-max 8192]
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def child(tokens: int, plain: bool) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tokens", default="4096,32768,131072", help="tokens per step (batch x seq_len)")
+    parser.add_argument("--tokens", default="4096,32768", help="tokens per step (batch x seq_len)")
     parser.add_argument("--plain-max", type=int, default=8192, help="largest batch the plain loss is tried at")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
