@@ -311,6 +311,11 @@ def train_run(cfg: TrainAppConfig, *, resolved: dict[str, Any] | None = None, lo
     micro = tcfg.micro_batch_size or tcfg.batch_size
     if tcfg.batch_size % micro:
         raise ValueError(f"train.batch_size={tcfg.batch_size} is not a multiple of train.micro_batch_size={micro}")
+    if tcfg.checkpoint_every < 0 or (tcfg.logits_budget is not None and tcfg.logits_budget < 0):
+        raise ValueError(
+            f"train.checkpoint_every={tcfg.checkpoint_every} / train.logits_budget={tcfg.logits_budget} must not be "
+            "negative; use 0 for no checkpoints / the full-logits loss, or a positive number"
+        )
 
     # The run describes itself: the weights it trained on sit in its logged config as a nested
     # domain -> weight mapping, whether they came from the table, a name or the command line.
