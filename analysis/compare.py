@@ -175,8 +175,14 @@ def interval_coverage(
 
     with parallel_config(backend="threading"):
         done = Parallel(n_jobs=n_jobs)(delayed(fit_fold)(fold) for fold in range(k))
-    inside, width = np.zeros(len(y), dtype=bool), np.zeros(len(y))
+    lows, highs = np.zeros(len(y)), np.zeros(len(y))
     for held, (low, high) in done:
-        inside[held] = (y[held] >= low) & (y[held] <= high)
-        width[held] = high - low
-    return {"coverage": float(inside.mean()), "nominal": coverage, "mean_width": float(width.mean())}
+        lows[held], highs[held] = low, high
+    inside = (y >= lows) & (y <= highs)
+    return {
+        "coverage": float(inside.mean()),
+        "nominal": coverage,
+        "mean_width": float((highs - lows).mean()),
+        "low": lows,
+        "high": highs,
+    }

@@ -393,7 +393,7 @@ def _fit(cfg: FitAppConfig, *, command: str | None, progress: bool, tracking: Fi
         "emitted": emitted_evidence.as_dict(),
         "simulated_choice": simulated_evidence.as_dict() if emitted_evidence is not simulated_evidence else None,
         "intervals": {k: {"low": v[0], "mean": v[1], "high": v[2]} for k, v in intervals.items()},
-        "oof_calibration": calibration,
+        "oof_calibration": {k: v for k, v in calibration.items() if k not in ("low", "high")} if calibration else None,
         "oof_coverage": calibration["coverage"] if calibration else float("nan"),
     }
 
@@ -422,7 +422,8 @@ def _fit(cfg: FitAppConfig, *, command: str | None, progress: bool, tracking: Fi
         timings=timings,
         warnings=warnings,
         cross_check=cross_check,
-        details=_details(comparison, sim, space, y, y_test),
+        details={**_details(comparison, sim, space, y, y_test),
+                 "oof_interval": (calibration["low"], calibration["high"]) if calibration else None},
         evidence=uncertainty,
         intervals=intervals,
         status=status,
