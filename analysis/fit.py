@@ -257,7 +257,8 @@ def _fit(cfg: FitAppConfig, *, command: str | None, progress: bool, tracking: Fi
     calibration = None
     if cfg.choice.calibrate and cfg.regressor.bags > 1:
         calibration = interval_coverage(
-            ensemble.estimator, X, y, n_bags=min(cfg.regressor.bags, max(2, cfg.choice.calibration_bags)), folds=cfg.regressor.folds, seed=cfg.regressor.seed,
+            ensemble.estimator, X, y, n_bags=min(cfg.regressor.bags, max(2, cfg.choice.calibration_bags)),
+            folds=max(2, min(cfg.regressor.folds, cfg.choice.calibration_folds)), seed=cfg.regressor.seed,
             coverage=cfg.choice.coverage, n_jobs=prediction_threads(cfg.regressor.n_jobs),
         )
     timings["ensemble_s"] = time.perf_counter() - clock
