@@ -69,15 +69,16 @@ def _intervals(result, path: Path) -> None:
     """Out-of-fold bagged intervals of the driving regressor against the observed loss, and
     the members' intervals for the chosen mixture, the prior, uniform and the best run."""
     d = result.details
-    low, high = d["oof_interval"]
-    y = d["y"]
+    low, high = d["interval_check"]
+    on = (result.evidence.get("calibration") or {}).get("on", "out of fold")
+    y = d["y_test"] if on == "test" else d["y"]
     mid = (low + high) / 2
     inside = (y >= low) & (y <= high)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     ax1.errorbar(y, mid, yerr=[mid - low, high - mid], fmt="none", ecolor=np.where(inside, "tab:blue", "tab:red"), alpha=0.6)
     lo, hi = float(min(y.min(), low.min())), float(max(y.max(), high.max()))
     ax1.plot([lo, hi], [lo, hi], color="grey", lw=1)
-    ax1.set(title=f"{result.drive}, out of fold: {inside.mean():.0%} inside the intervals (red: outside)",
+    ax1.set(title=f"{result.drive}, {on}: {inside.mean():.0%} inside the intervals (red: outside)",
             xlabel=f"observed {result.target.label} loss", ylabel="bagged interval")
     labels = list(result.intervals)
     values = np.array([result.intervals[k] for k in labels])
@@ -96,7 +97,7 @@ def write_plots(result, folder: Path) -> list[Path]:
     _pred_vs_actual(result, paths[0])
     _domain_correlation(result, paths[1])
     _mixture_vs_prior(result, paths[2])
-    if result.details.get("oof_interval") is not None and result.intervals:
+    if result.details.get("interval_check") is not None and result.intervals:
         paths.append(folder / "intervals.png")
         _intervals(result, paths[-1])
     return paths

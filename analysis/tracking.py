@@ -126,7 +126,7 @@ def summary_values(result: "FitResult") -> dict[str, Any]:
         "warnings": len(result.warnings),
         "status": result.status,
         "status_line": result.status_line,
-        "oof_interval_coverage": result.evidence.get("oof_coverage"),
+        "interval_coverage": result.evidence.get("interval_coverage"),
     }
     emitted = result.evidence.get("emitted") or {}
     for rival, p in emitted.get("probability_beats", {}).items():
