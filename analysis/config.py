@@ -209,7 +209,7 @@ class FitAppConfig:
     """Where regmix-train put the runs of each sweep (its out_dir is runs/<sweep>)."""
     name: str = "${regmix_sweeps:${sweep}}"
     """Name of this analysis: report folder and default emitted name; default the sweep's
-    name ('r0+r1' for several)."""
+    name ('r0-r1' for several)."""
     target: Any = None
     """Loss to minimise: a domain (target=pile_cc), a list of domains (equal weights) or a
     mapping domain -> weight ('target={pile_cc: 3, wikipedia_en: 1}'); weights are normalised,
@@ -234,7 +234,7 @@ class FitAppConfig:
 
 
 def register_sweeps_resolver() -> None:
-    """`${regmix_sweeps:${sweep}}`: a sweep name, or several joined as 'r0+r1' (idempotent)."""
+    """`${regmix_sweeps:${sweep}}`: a sweep name, or several joined as 'r0-r1' (idempotent)."""
     from omegaconf import OmegaConf
 
     from analysis.rounds import joined_name

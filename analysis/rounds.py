@@ -36,8 +36,8 @@ def sweep_names(sweep) -> list[str]:
 
 
 def joined_name(sweep) -> str:
-    """One name for several sweeps (report folders, default emitted names): 'r0+r1'."""
-    return "+".join(sweep_names(sweep))
+    """One name for several sweeps (report folders, default emitted names): 'r0-r1'."""
+    return "-".join(sweep_names(sweep))
 
 
 def local_roots(sweeps: Sequence[str], runs_dir: str) -> list[Path]:
