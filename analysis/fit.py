@@ -257,11 +257,18 @@ def _fit(cfg: FitAppConfig, *, command: str | None, progress: bool, tracking: Fi
         n_jobs=prediction_threads(cfg.regressor.n_jobs),
     ).fit(X, y)
     calibration = None
-    if cfg.choice.calibrate and cfg.regressor.bags > 1:
+    if cfg.choice.calibrate and cfg.regressor.bags > 1 and X_test is not None:
+        # Held-out test runs measure the intervals directly, at no extra fit.
+        low, high = ensemble.predict_interval(X_test, coverage=cfg.choice.coverage)
+        inside = (y_test >= low) & (y_test <= high)
+        calibration = {"coverage": float(inside.mean()), "nominal": cfg.choice.coverage,
+                       "mean_width": float((high - low).mean()), "on": "test", "low": low, "high": high}
+    elif cfg.choice.calibrate and cfg.regressor.bags > 1:
         calibration = interval_coverage(
-            ensemble.estimator, X, y, n_bags=min(cfg.regressor.bags, max(2, cfg.choice.calibration_bags)), folds=cfg.regressor.folds, seed=cfg.regressor.seed,
+            ensemble.estimator, X, y, n_bags=min(cfg.regressor.bags, max(2, cfg.choice.calibration_bags)),
+            folds=max(2, min(cfg.regressor.folds, cfg.choice.calibration_folds)), seed=cfg.regressor.seed,
             coverage=cfg.choice.coverage, n_jobs=prediction_threads(cfg.regressor.n_jobs),
-        )
+        ) | {"on": "out of fold"}
     timings["ensemble_s"] = time.perf_counter() - clock
     best_oof = comparison.table["oof_spearman"].idxmax() if comparison.table["oof_spearman"].notna().any() else drive
     if best_oof != drive:
@@ -395,8 +402,8 @@ def _fit(cfg: FitAppConfig, *, command: str | None, progress: bool, tracking: Fi
         "emitted": emitted_evidence.as_dict(),
         "simulated_choice": simulated_evidence.as_dict() if emitted_evidence is not simulated_evidence else None,
         "intervals": {k: {"low": v[0], "mean": v[1], "high": v[2]} for k, v in intervals.items()},
-        "oof_calibration": calibration,
-        "oof_coverage": calibration["coverage"] if calibration else float("nan"),
+        "calibration": {k: v for k, v in calibration.items() if k not in ("low", "high")} if calibration else None,
+        "interval_coverage": calibration["coverage"] if calibration else float("nan"),
     }
 
     provenance = _provenance(
@@ -424,7 +431,8 @@ def _fit(cfg: FitAppConfig, *, command: str | None, progress: bool, tracking: Fi
         timings=timings,
         warnings=warnings,
         cross_check=cross_check,
-        details=_details(comparison, sim, space, y, y_test),
+        details={**_details(comparison, sim, space, y, y_test),
+                 "interval_check": (calibration["low"], calibration["high"]) if calibration else None},
         evidence=uncertainty,
         intervals=intervals,
         status=status,

@@ -220,8 +220,8 @@ def write_report(result, *, plots: bool = True) -> Path:
         "",
         markdown_table(["mixture", "mean", "low", "high"], interval_rows(result)),
         "",
-        f"Out-of-fold interval coverage (share of held-out runs inside the members' interval): "
-        f"{result.evidence.get('oof_coverage', float('nan')):.0%}.",
+        f"Interval coverage ({(result.evidence.get('calibration') or {}).get('on', 'not measured')}; share of "
+        f"held-out runs inside the members' interval): {result.evidence.get('interval_coverage', float('nan')):.0%}.",
         "",
         "## Constraints",
         "",

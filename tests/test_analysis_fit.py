@@ -148,7 +148,7 @@ def test_plots_and_a_weighted_target(tmp_path, local_runs):
     overrides = [o for o in local_overrides(tmp_path, local_runs) if o != "plots=false" and not o.startswith("target=")]
     # the records log one loss; a list of one domain is a valid (equal-weight) target
     result = run_fit(compose_fit([*overrides, f"target=[{TARGET}]", "plots=true"]), progress=False)
-    for name in ("pred_vs_actual.png", "domain_correlation.png", "mixture_vs_prior.png"):
+    for name in ("pred_vs_actual.png", "domain_correlation.png", "mixture_vs_prior.png", "intervals.png"):
         assert (result.report_dir / name).stat().st_size > 1000, name
 
 
