@@ -197,8 +197,11 @@ class ChoiceConfig:
     """Nats added per nat of KL(w || prior)."""
     coverage: float = 0.8
     """Central coverage of the reported intervals."""
-    min_probability: float = 0.7
-    """Below this P(chosen beats the prior / the best run) the choice is shrunk."""
+    min_probability: float = 0.5
+    """Below this P(chosen beats the prior / the best run) the choice is shrunk: by default when
+    more members predict it worse than better ("unlikely to beat"); an even bet is not shrunk.
+    0.7 shrank the demo's choice to its best proxy (a near-tie for the trees), which then lost to
+    uniform at target scale (docs/decisions.md)."""
     min_spearman: float = 0.5
     """Below this out-of-fold Spearman of the driving regressor the choice falls back."""
     shrink: bool = True
