@@ -163,7 +163,7 @@ def _recorded_tokens(table: RunsTable) -> dict[str, float] | None:
     return dict(prior) if prior and sum(prior.values()) > 1.5 else None
 
 
-def fit_weights(weights: np.ndarray, space: CandidateSpace) -> np.ndarray:
+def _normalised(weights: np.ndarray) -> np.ndarray:
     """Weights renormalised to sum 1 (aggregates already meet the bounds)."""
     w = np.asarray(weights, dtype=np.float64)
     return w / w.sum()
@@ -323,7 +323,7 @@ def _fit(cfg: FitAppConfig, *, command: str | None, progress: bool, tracking: Fi
     best_pos = int(np.argmin(y))
     best_vector = X.to_numpy()[best_pos]
     uniform = np.full(len(domains), 1.0 / len(domains))
-    simulated = fit_weights(sim.weights, space)
+    simulated = _normalised(sim.weights)
     others = {"prior": space.prior, "uniform": uniform, "best_run": best_vector}
     simulated_evidence = evidence(ensemble, simulated, others, coverage=c.coverage)
     # With a penalty toward the prior the user trades loss for closeness: judge by the penalised loss.
