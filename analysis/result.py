@@ -44,6 +44,15 @@ class FitResult:
     """Arrays the report draws from: oof/test predictions, top candidates, prior, bounds."""
     tracked: Any = None
     """The W&B run the results were logged to (`analysis.tracking.TrackedRun`), if tracker.mode is on."""
+    evidence: dict = field(default_factory=dict)
+    """P(emitted beats prior / uniform / best run) and intervals of the loss differences."""
+    intervals: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    """Members' (low, mean, high) predicted loss per mixture (chosen, prior, uniform, best_run)."""
+    status: str = "supported"
+    """'supported', 'shrunk', 'fallback' (weak evidence: moved toward the best supported point)
+    or 'weak' (weak evidence, choice.shrink=false: emitted unshrunk, said so)."""
+    status_line: str = ""
+    constraints: dict = field(default_factory=dict)
 
 
 

@@ -10,6 +10,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from analysis.config import FitAppConfig, register_fit_configs
+from analysis.propose_config import ProposeAppConfig, register_propose_configs
 from regmix.config import SampleAppConfig, SweepAppConfig, TrainAppConfig, register_configs
 from regmix.corpus.config import PrepareAppConfig
 from regmix.demo.config import DemoConfig, register_demo_config
@@ -22,6 +23,7 @@ PRIMARIES = {
     "sweep": SweepAppConfig,
     "fit": FitAppConfig,
     "demo": DemoConfig,
+    "propose": ProposeAppConfig,
 }
 #: group folder -> (primary that composes it, how an entry is chosen)
 GROUPS = {
@@ -44,6 +46,7 @@ ROOT_FILES = {f"{name}.yaml" for name in PRIMARIES} | {"hydra_shared.yaml"}
 def _register() -> None:
     register_configs()
     register_fit_configs()
+    register_propose_configs()
     register_demo_config()
 
 

@@ -66,7 +66,8 @@ def _graph() -> dict[str, set[str]]:
 
 
 def _is_cli(name: str) -> bool:
-    return any(name == p or name.startswith(p + ".") for p in CLI_PACKAGES)
+    """An entry point: the regmix.cli package, analysis.cli, or a sibling analysis.cli_<command>."""
+    return any(name == p or name.startswith(p + ".") for p in CLI_PACKAGES) or name.startswith("analysis.cli_")
 
 
 def test_library_modules_never_import_the_command_line():

@@ -49,7 +49,9 @@ class WandbSourceConfig:
     project: str = "regmix"
     sweep: Optional[str] = None
     """Sweep id (the 8-character id `wandb sweep` printed)."""
-    group: Optional[str] = None
+    group: Any = None
+    """W&B group, or a list of groups (the rounds of an active search: regmix-train logs each
+    sweep's runs in group `<sweep>`); typed Any so the command line can give a list."""
     tags: List[str] = field(default_factory=list)
     """Runs carrying any of these tags."""
     per_page: int = 1000
@@ -102,7 +104,8 @@ def run_filters(cfg: WandbSourceConfig) -> dict[str, Any]:
     if cfg.sweep:
         clauses.append({"sweep": cfg.sweep})
     if cfg.group:
-        clauses.append({"group": cfg.group})
+        groups = [cfg.group] if isinstance(cfg.group, str) else list(cfg.group)
+        clauses.append({"group": groups[0]} if len(groups) == 1 else {"group": {"$in": groups}})
     if cfg.tags:
         clauses.append({"tags": {"$in": list(cfg.tags)}})
     return {"$and": clauses}

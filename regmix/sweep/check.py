@@ -266,7 +266,7 @@ def _check_table(cfg: DictConfig, grid_index: Sequence[Any], spec_file: Path, sp
         notes.append(f"the grid covers {len(wanted)} of the {len(indices)} rows of {table}")
     settings = settings_path(spec_dir, sweep)
     record = SweepRecord.read(settings)
-    if record and record.table_sha256 != hashlib.sha256(table.read_bytes()).hexdigest():
+    if record and record.table_sha256 and record.table_sha256 != hashlib.sha256(table.read_bytes()).hexdigest():
         notes.append(f"{table} changed since regmix-sample wrote it ({settings.name} has another hash)")
     data_dir = Path(str(cfg.data.dir))
     if not (data_dir / "meta.json").is_file():

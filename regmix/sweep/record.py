@@ -43,26 +43,27 @@ def default_target(meta: CorpusMeta, target: Optional[str] = None) -> Optional[s
 
 @dataclass
 class SweepRecord:
-    """The settings, prior, corpus and target a sweep's table was sampled with."""
+    """The settings, prior, corpus and target a sweep's table was made with (sampled, or proposed
+    by an active round, whose extra keys such as its parents are kept in `extra`)."""
 
     sweep: str
-    n_mixtures: int
-    seed: int
-    sampler: dict[str, Any]
+    n_mixtures: Optional[int] = None
+    seed: Optional[int] = None
+    sampler: dict[str, Any] = field(default_factory=dict)
     """`SamplerConfig` as a dict."""
-    prior: dict[str, float]
+    prior: dict[str, float] = field(default_factory=dict)
     """domain -> token share the generator was tempered from."""
-    domains: list[str]
-    corpus: dict[str, Any]
+    domains: list[str] = field(default_factory=list)
+    corpus: dict[str, Any] = field(default_factory=dict)
     """`CorpusMeta.identity`: name, path, content hash, tokenizer."""
-    target: Optional[str]
+    target: Optional[str] = None
     """The sweep's target domain (`default_target`); None = no metric."""
-    stats: dict[str, Any]
+    stats: dict[str, Any] = field(default_factory=dict)
     """The generator's funnel: drawn, within the caps, valid after rounding, distinct."""
-    table: str
-    table_sha256: str
-    spec: str
-    created_at: str
+    table: Optional[str] = None
+    table_sha256: Optional[str] = None
+    spec: Optional[str] = None
+    created_at: Optional[str] = None
     schema: int = SCHEMA
     extra: dict[str, Any] = field(default_factory=dict)
     """Keys of a newer record this version does not know (kept when read back)."""
@@ -82,7 +83,6 @@ class SweepRecord:
             return None
         names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         known = {k: v for k, v in data.items() if k in names}
-        missing = names - set(known) - {"schema"}
-        if missing:
+        if not isinstance(known.get("sweep"), str):
             return None
         return cls(**known, extra={k: v for k, v in data.items() if k not in names})
