@@ -11,7 +11,7 @@ from analysis.errors import AnalysisError
 from analysis.fit import run_fit
 from tests.support.synthetic_runs import TARGET, interaction_loss, linear_loss, synthetic_records
 from regmix.run_record import write_record
-from test_analysis_fit import compose_fit, local_overrides
+from tests.test_analysis_fit import compose_fit, local_overrides
 
 
 def write_runs(root, records, tokens: dict | None = None):

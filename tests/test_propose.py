@@ -105,7 +105,7 @@ def test_same_seed_and_runs_give_the_same_proposal(project):
 
 def test_fit_reads_several_rounds_and_counts_each(project):
     from analysis.fit import run_fit
-    from test_analysis_fit import compose_fit
+    from tests.test_analysis_fit import compose_fit
 
     write_round(project / "runs", "r1", 8, seed=5)
     cfg = compose_fit([f"runs_dir={project / 'runs'}", "sweep=[r0,r1]", f"target={TARGET}", "regressor=linear",
