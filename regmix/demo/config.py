@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from analysis.config import FitAppConfig, FitTrackerConfig, SimulationConfig, SourceConfig
+from analysis.propose_config import AcquisitionConfig
 from regmix.config import ModelConfig, SamplerConfig, TrackerConfig, TrainConfig
 from regmix.corpus.config import DataConfig
 
@@ -19,8 +20,16 @@ class DemoConfig:
     out_dir: str = "runs/demo"
     """Everything the demo writes: corpus, sweep table, runs, fit report, emitted mixture, report.md."""
     data: DataConfig = field(default_factory=lambda: DataConfig(dir="${out_dir}/data"))
-    n_mixtures: int = 48
-    """Proxy runs (mixtures sampled with RegMix's generator)."""
+    n_mixtures: int = 32
+    """Proxy runs of round 0 (mixtures sampled with RegMix's generator)."""
+    round_k: int = 16
+    """Proxies of the active round: mixtures proposed by `analysis.propose.run_propose` from an
+    ensemble fitted on round 0, trained as sweep `<sweep>_r1`; the emitted mixture is fitted on
+    both rounds. 0 = no round (one fit on the sampled proxies)."""
+    round_seed: int = 0
+    """Seed of the round's ensemble, candidate draws and acquisition."""
+    acquisition: AcquisitionConfig = field(default_factory=AcquisitionConfig)
+    """How the round picks its mixtures (analysis.propose_config.AcquisitionConfig)."""
     sample_seed: int = 42
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     # The four presets are composed from conf/ (conf/demo.yaml: model@proxy_model=tiny,
@@ -42,15 +51,19 @@ class DemoConfig:
     an ordinary opt-in constraint, off by default: the fit's risk-aware choice inside a trust
     region around the proxies replaces it (docs/decisions.md). Earlier, with ridge's argmax,
     no floor scored 3.87 nats (markov_soft dropped) against 2.05 with a floor of 0.05."""
-    noise_seed: int = 1
-    """Second seed of the emitted mixture at target scale: the seed-noise estimate."""
+    target_seeds: int = 2
+    """Seeds of each rival (emitted, prior, uniform, the pre-round choice) at target scale: the
+    verdict compares means over seeds, and the seed noise is pooled over every mixture trained
+    more than once."""
     jobs: int = 0
     """Worker processes for training; 0 = one per CPU core."""
     tracker: TrackerConfig = field(default_factory=lambda: TrackerConfig(project="regmix-demo", group="demo"))
     fit: FitAppConfig = field(
         default_factory=lambda: FitAppConfig(
-            source=SourceConfig(kind="local", root="${out_dir}/proxy"),
+            # Each round's proxies live in <out_dir>/proxy/<round sweep>/ (regmix-fit's runs_dir layout).
+            source=SourceConfig(kind="local"),
             sweep="${sweep}",
+            runs_dir="${out_dir}/proxy",
             name="${sweep}",
             out="demo",
             mixture_dir="${out_dir}/mixture",

@@ -36,6 +36,8 @@ class Job:
     scale: str  # "proxy", "proxy_check" or "target": also the folder under out_dir
     seed: int = 0
     index: int | None = None
+    sweep: str | None = None
+    """The round a proxy belongs to (its runs go to <out_dir>/proxy/<sweep>/); None = the demo's sweep."""
 
 
 def stage(name: str) -> None:
@@ -56,7 +58,11 @@ def train_config(cfg: DemoConfig, job: Job) -> TrainAppConfig:
     # own so that the fit (which reads <out>/proxy) sees the sweep's proxies only.
     at_proxy_scale = job.scale in ("proxy", "proxy_check")
     model, train = (cfg.proxy_model, cfg.proxy_train) if at_proxy_scale else (cfg.target_model, cfg.target_train)
-    tracker = replace(cfg.tracker, group=f"{cfg.sweep}-{job.scale}", tags=[job.scale, job.label])
+    sweep = job.sweep or cfg.sweep
+    tracker = replace(cfg.tracker, group=f"{sweep}-{job.scale}", tags=[job.scale, job.label])
+    # Proxies: <out>/proxy/<round>/ (regmix-fit's runs_dir layout, one folder per round);
+    # everything else: <out>/<scale>/.
+    out_dir = Path(cfg.out_dir) / job.scale / sweep if job.scale == "proxy" else Path(cfg.out_dir) / job.scale
     return TrainAppConfig(
         model=model,
         data=cfg.data,
@@ -64,8 +70,8 @@ def train_config(cfg: DemoConfig, job: Job) -> TrainAppConfig:
         eval=EvalConfig(tokens_per_domain=cfg.eval_tokens),
         mixture=MixtureConfig(name=job.label, index=job.index, weights=job.mixture.to_dict(), table=None),
         tracker=tracker,
-        sweep=cfg.sweep,
-        out_dir=str(Path(cfg.out_dir) / job.scale),
+        sweep=sweep,
+        out_dir=str(out_dir),
         run_name=run_name(job),
         seed=job.seed,
     )
@@ -140,6 +146,19 @@ def rank_check_indices(proxy_losses: dict[int, float], n: int) -> list[int]:
         return []
     picks = np.linspace(0, len(order) - 1, n + 2)[1:-1].round().astype(int)
     return [order[i] for i in dict.fromkeys(picks)]
+
+
+def pooled_noise(losses: dict[str, list[float]]) -> float:
+    """Seed noise pooled over every mixture trained with two or more seeds (nats/token): the
+    root mean square of the seed-to-seed differences, i.e. sqrt(2) x the pooled per-run standard
+    deviation, the typical gap between two runs of one mixture. NaN when nothing was repeated."""
+    squares, dof = 0.0, 0
+    for values in losses.values():
+        if len(values) > 1:
+            v = np.asarray(values, dtype=np.float64)
+            squares += float(((v - v.mean()) ** 2).sum())
+            dof += len(v) - 1
+    return float(np.sqrt(2.0 * squares / dof)) if dof else float("nan")
 
 
 def elapsed(start: float) -> str:

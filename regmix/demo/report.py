@@ -12,17 +12,52 @@ from regmix.mixture import Mixture
 
 
 @dataclass
+class RoundOutcome:
+    """The choice before the active round (fit on round 0) and after it (fit on both rounds)."""
+
+    before: Any
+    after: Any
+    n_before: int
+    n_after: int
+    acquisition: str = ""
+
+    def rows(self, outcome: "DemoOutcome") -> list[list[str]]:
+        rows = []
+        for label, fit, n, key in (("before the round", self.before, self.n_before, "emitted before round"),
+                                   ("after the round", self.after, self.n_after, "emitted")):
+            p = (fit.evidence.get("emitted") or {}).get("probability_beats", {})
+            rows.append([label, str(n), f"{fit.predicted['chosen']:.4f}", f"{fit.status}",
+                         ", ".join(f"{k} {v:.0%}" for k, v in p.items()),
+                         _fmt(outcome.at_proxy.get(key)), _fmt(outcome.at_target.get(key)),
+                         f"{outcome.blend_share_of(key):.0%}" if outcome.blend else ""])
+        return rows
+
+    def verdict(self, outcome: "DemoOutcome") -> str:
+        gain = outcome.at_target["emitted before round"] - outcome.at_target["emitted"]
+        if gain > outcome.noise:
+            return f"improved the choice at target scale by {gain:.4f} nats (more than the seed noise {outcome.noise:.4f})"
+        if gain < -outcome.noise:
+            return f"made the choice worse at target scale by {-gain:.4f} nats (more than the seed noise {outcome.noise:.4f})"
+        return f"changed the choice's target-scale loss by {-gain:+.4f} nats, within the seed noise {outcome.noise:.4f}"
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+@dataclass
 class DemoOutcome:
     target: str
     blend: dict[str, float]
     """The known answer: the train domains the target is made of, with their shares."""
     mixtures: dict[str, Mixture]
     at_target: dict[str, float]
-    """Target loss (nats/token) of each mixture trained at target scale."""
+    """Target loss (nats/token) of each mixture trained at target scale, the mean over its seeds."""
     at_proxy: dict[str, float]
     """Target loss of the same mixtures at proxy scale (rank-invariance check)."""
     noise: float
-    """|loss(seed 0) - loss(seed 1)| of the emitted mixture at target scale."""
+    """Seed noise at target scale, pooled over the mixtures trained with several seeds (the RMS
+    seed-to-seed difference: for two seeds of one mixture, |loss(seed 0) - loss(seed 1)|)."""
     rank_spearman: float
     fit: Any
     n_proxies: int
@@ -34,17 +69,26 @@ class DemoOutcome:
     target_tokens: int = 0
     domain_floor: float = 0.0
     """Smallest weight every domain was allowed in the simulated candidates."""
+    seed_losses: dict[str, list[float]] = field(default_factory=dict)
+    """Target-scale loss of every seed of every mixture (the means are `at_target`)."""
+    round: RoundOutcome | None = None
+    """The active round: the choice before and after it (None: the demo ran without a round)."""
     verdicts: dict[str, bool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         emitted = self.at_target["emitted"]
+        n = len(self.seed_losses.get("emitted", [])) or 1
         self.verdicts = {
-            f"beats {rival} by more than seed noise": self.at_target[rival] - emitted > self.noise
+            f"beats {rival} by more than seed noise (means over {n} seed{'s' if n > 1 else ''})":
+                self.at_target[rival] - emitted > self.noise
             for rival in ("prior", "uniform")
         }
         if self.blend:
-            share = sum(self.mixtures["emitted"].get(d) for d in self.blend)
+            share = self.blend_share
             self.verdicts[f"puts most weight on the target's domains ({share:.0%})"] = share > 0.5
+
+    def blend_share_of(self, label: str) -> float:
+        return sum(self.mixtures[label].get(d) for d in self.blend)
 
     def forecasts(self) -> list[list[str]]:
         """The fit's P(emitted beats X) against what happened at proxy and at target scale."""
@@ -63,13 +107,16 @@ class DemoOutcome:
 
     @property
     def blend_share(self) -> float:
-        return sum(self.mixtures["emitted"].get(d) for d in self.blend)
+        return self.blend_share_of("emitted")
 
     def summary(self) -> str:
         lines = [f"\ntarget {self.target!r} loss at target scale ({self.target_model}):"]
         for label, loss in sorted(self.at_target.items(), key=lambda kv: kv[1]):
-            lines.append(f"  {label:22} {loss:.4f}")
-        lines.append(f"seed noise {self.noise:.4f}; proxy-vs-target rank Spearman {self.rank_spearman:.2f}")
+            seeds = self.seed_losses.get(label, [])
+            lines.append(f"  {label:22} {loss:.4f}" + (f"  (seeds {', '.join(f'{v:.4f}' for v in seeds)})" if len(seeds) > 1 else ""))
+        lines.append(f"seed noise {self.noise:.4f} (pooled); proxy-vs-target rank Spearman {self.rank_spearman:.2f}")
+        if self.round is not None:
+            lines.append(f"active round ({self.round.n_before} -> {self.round.n_after} proxies): {self.round.verdict(self)}")
         lines += [f"  [{'x' if ok else ' '}] emitted {what}" for what, ok in self.verdicts.items()]
         lines.append(getattr(self.fit, "status_line", "") or "")
         for rival, p, proxy, target, margin in self.forecasts():
@@ -128,6 +175,25 @@ def plot_weights(outcome: DemoOutcome, path: Path) -> None:
     plt.close(fig)
 
 
+def _round_section(outcome: DemoOutcome) -> list[str]:
+    r = outcome.round
+    if r is None:
+        return []
+    return [
+        "## The active round",
+        "",
+        f"Round 0: {r.n_before} sampled proxies; the fit on them chose the mixture below (`emitted before round`). "
+        f"Round 1: {r.n_after - r.n_before} proxies proposed by `regmix-propose`'s library function ({r.acquisition}) "
+        f"from an ensemble fitted on round 0; the emitted mixture is fitted on both rounds ({r.n_after} proxies).",
+        "",
+        markdown_table(["choice", "proxies", "predicted loss", "fit status", "P(beats)", "proxy-scale loss",
+                        "target-scale loss (mean)", "share on the target's domains"], r.rows(outcome)),
+        "",
+        f"**The round {r.verdict(outcome)}.**",
+        "",
+    ]
+
+
 def write_report(outcome: DemoOutcome) -> Path:
     """report.md plus two PNGs in the demo's folder (each written atomically)."""
     out = outcome.out_dir
@@ -135,7 +201,8 @@ def write_report(outcome: DemoOutcome) -> Path:
     plot_weights(outcome, out / "weights.png")
     fit = outcome.fit
     domains = list(outcome.mixtures["emitted"])
-    columns = {k: outcome.mixtures[k] for k in ("emitted", "prior", "uniform", "best_proxy")}
+    columns = {k: outcome.mixtures[k] for k in ("emitted", "emitted before round", "prior", "uniform", "best_proxy")
+               if k in outcome.mixtures}
     if outcome.blend:
         columns["known blend"] = Mixture(outcome.blend, domains=domains)
     lines = [
@@ -151,6 +218,7 @@ def write_report(outcome: DemoOutcome) -> Path:
         "",
         *[f"- [{'x' if ok else ' '}] The emitted mixture {what}" for what, ok in outcome.verdicts.items()],
         "",
+        *_round_section(outcome),
         "## The fit's forecasts, and whether they came true",
         "",
         f"{fit.status_line}",
@@ -164,12 +232,14 @@ def write_report(outcome: DemoOutcome) -> Path:
         "## Target loss at target scale",
         "",
         markdown_table(
-            ["mixture", "target-scale loss", "proxy-scale loss"],
-            [[k, f"{v:.4f}", f"{outcome.at_proxy[k]:.4f}" if k in outcome.at_proxy else ""]
+            ["mixture", "target-scale loss (mean over seeds)", "per seed", "proxy-scale loss"],
+            [[k, f"{v:.4f}", ", ".join(f"{x:.4f}" for x in outcome.seed_losses.get(k, [v])),
+              f"{outcome.at_proxy[k]:.4f}" if k in outcome.at_proxy else ""]
              for k, v in sorted(outcome.at_target.items(), key=lambda kv: kv[1])],
         ),
         "",
-        f"Seed noise (emitted mixture, two seeds): {outcome.noise:.4f}. "
+        f"Seed noise, pooled over the {sum(len(v) > 1 for v in outcome.seed_losses.values())} mixtures trained "
+        f"with several seeds (RMS seed-to-seed difference): {outcome.noise:.4f}. "
         f"Rank invariance (Spearman, proxy vs target scale, {len([k for k in outcome.at_proxy if k in outcome.at_target])} mixtures): "
         f"{outcome.rank_spearman:.2f}.",
         "",
@@ -197,7 +267,7 @@ def write_report(outcome: DemoOutcome) -> Path:
         "",
         f"Full analysis report: `{fit.report_dir}`; emitted config: `{fit.emitted}`.",
         "",
-        f"Wall time: {outcome.wall_s / 60:.1f} min. W&B offline runs: `wandb sync {out}/*/*/wandb/offline-run-* {out}/fit/wandb/offline-run-*`.",
+        f"Wall time: {outcome.wall_s / 60:.1f} min. W&B offline runs: `wandb sync {out}/*/*/wandb/offline-run-* {out}/fit*/wandb/offline-run-*`.",
         "",
     ]
     path = out / "report.md"
