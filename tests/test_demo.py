@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 BIN = Path(sys.executable).parent
-# 8 proxies of 20k tokens, target runs of 40k tokens, 20k candidates: the loop in ~1-2 minutes.
+# 8 proxies + a round of 4, 20k tokens each, target runs of 40k tokens, 20k candidates: the loop in ~1-2 minutes.
 REDUCED = [
     "n_mixtures=8",
+    "round_k=4",
     "proxy_train.tokens=20480",
     "target_train.tokens=40960",
     "eval_tokens=4096",
@@ -58,12 +59,20 @@ def test_interrupted_demo_resumes_without_retraining_and_reports(tmp_path):
     assert {p: p.stat().st_mtime_ns for p in before} == before  # finished runs were not retrained
 
     report = (out / "report.md").read_text()
-    for section in ("## Verdict", "## Target loss at target scale", "## Mixtures", "## Regression", "Constraint:"):
+    for section in ("## Verdict", "## The active round", "## Target loss at target scale", "## Mixtures",
+                    "## Regression", "Constraint:"):
         assert section in report
+    assert "**The round " in report  # says whether the round improved the choice
     assert (out / "losses.png").stat().st_size > 0 and (out / "weights.png").stat().st_size > 0
-    for label in ("emitted", "prior", "uniform", "best_proxy", "emitted (seed 1)"):
+    for label in ("emitted", "prior", "uniform", "best_proxy", "emitted before round", "before the round",
+                  "after the round"):
         assert f"| {label} |" in report
-    assert len(list((out / "proxy").glob("mix*/result.json"))) == 8
+    assert len(list((out / "proxy" / "demo").glob("mix*/result.json"))) == 8
+    assert len(list((out / "proxy" / "demo_r1").glob("mix*/result.json"))) == 4
+    assert (out / "sweeps" / "demo_r1.mixtures.csv").is_file() and (out / "mixture" / "demo_r0.yaml").is_file()
+    # Two seeds of each rival at target scale: the noise is pooled, the verdict compares means.
+    for label in ("emitted", "prior", "uniform", "emitted_before_round"):
+        assert len(list((out / "target").glob(f"{label}-*-s1/result.json"))) == 1
     emitted = out / "mixture" / "demo.yaml"
     assert emitted.is_file()
     # Offline W&B runs are there for `wandb sync`.
@@ -80,3 +89,12 @@ def test_demo_bad_input_is_one_line(tmp_path):
     assert done.returncode == 2
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and "n_mixtures" in lines[0]
+
+
+def test_pooled_noise_is_the_rms_seed_difference():
+    from regmix.demo.pipeline import pooled_noise
+
+    # Two seeds each: the RMS of the two differences (0.1 and 0.3); single-seed mixtures do not count.
+    assert pooled_noise({"a": [2.0, 2.1], "b": [3.0, 2.7], "c": [1.0]}) == pytest.approx((0.5 * (0.01 + 0.09)) ** 0.5)
+    assert pooled_noise({"a": [2.0, 2.4]}) == pytest.approx(0.4)  # one pair: |seed 0 - seed 1|
+    assert pooled_noise({"a": [2.0]}) != pooled_noise({"a": [2.0]})  # NaN: nothing repeated

@@ -49,7 +49,7 @@ def run_name(job: Job) -> str:
         base = f"mix{job.index:04d}"
     else:  # named by content: a rerun whose emitted mixture changed trains it anew, nothing is overwritten
         digest = hashlib.sha1(json.dumps(job.mixture.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
-        base = f"{job.label}-{digest}"
+        base = f"{job.label.replace(' ', '_')}-{digest}"
     return base if not job.seed else f"{base}-s{job.seed}"
 
 
