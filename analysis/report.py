@@ -19,6 +19,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.errors import AnalysisError
+from regmix.atomic_file import write_text_atomic
+
+#: First line of report.md; names the emitted mixture the report belongs to.
+TITLE = "# regmix-fit: {name}"
+
 #: Correlations are shown x100 (the paper's convention); errors as they are.
 _SCALED = ("spearman", "pearson")
 
@@ -121,6 +127,43 @@ def summary_text(result) -> str:
     return "\n".join(out)
 
 
+def check_report_free(folder: Path, name: str, overwrite: bool) -> None:
+    """Refuse to write the report of mixture `name` over another mixture's report in `folder`."""
+    report = Path(folder) / "report.md"
+    if not report.is_file():
+        return
+    with open(report, encoding="utf-8", errors="replace") as file:
+        first = file.readline().rstrip("\n")
+    if first != TITLE.format(name=name) and not overwrite:
+        other = first.removeprefix("# regmix-fit: ") or "another fit"
+        raise AnalysisError(
+            f"{folder} holds the report of mixture {other!r}; pass report_dir=<another folder> "
+            "(the default, reports/<out>/, is one per emitted mixture) or overwrite=true"
+        )
+
+
+def extrapolation_note(nearest_l1: float) -> list[str]:
+    """The report's note on extrapolation: how far the chosen mixture is from every trained run."""
+    verdict = (
+        "far from every trained run: the regressor is extrapolating there; train a few proxies near it "
+        "(regmix-propose) before the target run"
+        if nearest_l1 > 0.5
+        else "within the region the trained runs cover"
+    )
+    return [
+        "## Note on extrapolation",
+        "",
+        f"The chosen mixture is {nearest_l1:.3f} (L1) from the nearest trained run: {verdict}.",
+        "A regressor fitted on a few dozen runs is least reliable at the simplex's edges, where its argmax",
+        "tends to land: linear models run to a corner, tree models are flat beyond the data. That is why",
+        "`regressor.drive=auto` takes a linear model below `regressor.min_runs_for_trees` runs, why the",
+        "cross-check above shows every regressor's view of the choice, and why `simulation.minimums`",
+        "keeps domains from being dropped on too little evidence. L1 distance runs from 0 (a trained",
+        "mixture) to 2 (no domain in common).",
+        "",
+    ]
+
+
 def write_report(result, *, plots: bool = True) -> Path:
     """Write every report file into `result.report_dir`; returns the report.md path."""
     folder = Path(result.report_dir)
@@ -149,7 +192,7 @@ def write_report(result, *, plots: bool = True) -> Path:
     corr = domain_correlations(result)
     test_note = f"; test: {len(result.test_table)} held-out runs" if result.test_table is not None else ""
     lines = [
-        f"# regmix-fit: {result.emitted.stem}",
+        TITLE.format(name=result.emitted.stem),
         "",
         f"Target: **{result.target.label}** validation loss. Emitted: `{result.emitted}` "
         f"(train on it: `regmix-train mixture={result.emitted.stem} ...`).",
@@ -191,7 +234,6 @@ def write_report(result, *, plots: bool = True) -> Path:
     ]
     if result.warnings:
         lines += ["## Warnings", "", *[f"- {w}" for w in result.warnings], ""]
+    lines += extrapolation_note(float(result.simulation.get("nearest_run_l1", float("nan"))))
     lines += ["## Files", "", *[f"- `{p.name}`" for p in sorted(folder.iterdir()) if p.name != "report.md"], ""]
-    path = folder / "report.md"
-    path.write_text("\n".join(lines))
-    return path
+    return write_text_atomic(folder / "report.md", "\n".join(lines))
