@@ -199,3 +199,22 @@ def test_a_pull_leaves_no_folders_in_the_temp_dir(tmp_path, monkeypatch):
     left = [p.relative_to(scratch) for p in scratch.rglob("*") if "wandb-" not in p.relative_to(scratch).parts[0]]
     assert left == []
     assert "WANDB_DIR" not in os.environ  # put back as it was
+
+
+def test_an_outage_in_the_middle_of_a_paged_pull_loses_and_doubles_nothing(monkeypatch):
+    """Page 2 of 3 fails past the client's retries: the pull starts again and returns every
+    finished run exactly once (none lost with the failed page, none twice from page 1)."""
+    with FakeWandb() as fake:
+        add_sweep_runs(fake)
+        fake.add_run(config={"mixture": {"weights": {"d00": 1.0}}}, summary={}, state="crashed", sweep=SWEEP)
+        monkeypatch.setenv("WANDB_BASE_URL", fake.url)
+        monkeypatch.setenv("WANDB_API_KEY", DUMMY_API_KEY)
+        fake.fail_next("Runs", 2, status=502, after=1)  # page 1 answers, page 2 fails twice (retries=1)
+        lines: list[str] = []
+        cfg = WandbSourceConfig(entity=fake.entity, sweep=SWEEP, per_page=5, retries=1, retry_wait_s=1,
+                                retry_wait_max_s=1, pull_attempts=2)
+        pull = pull_wandb_runs(cfg, log=lines.append)
+        ids = [record["wandb"]["id"] for record in pull.records]
+        assert len(ids) == len(set(ids)) == 12
+        assert "HTTP 502" in lines[0] and "starting it again (2/2)" in lines[0]
+        assert fake.request_counts["Runs"] == 3 + 3  # 1 + 2 failed on the first try, 3 pages on the second
