@@ -17,7 +17,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from analysis.config import FitAppConfig, register_fit_configs
-from regmix.cli.hydra_app import CONF_DIR, user_errors_exit
+from regmix.cli.hydra_app import CONF_DIR, quiet_broken_pipe, user_errors_exit
 
 register_fit_configs()
 
@@ -30,6 +30,7 @@ def _command() -> str:
     return shlex.join(["regmix-fit", *overrides])
 
 
+@quiet_broken_pipe
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="fit")
 @user_errors_exit
 def main(cfg: DictConfig) -> None:

@@ -26,6 +26,9 @@ def write_text_atomic(path: str | os.PathLike, text: str, *, fsync: bool = False
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; these files are meant to be shared
         os.replace(tmp, path)
+    except OSError as exc:  # e.g. a full disk: the error names the file it was writing
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

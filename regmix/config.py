@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional
 
 from omegaconf import OmegaConf
 
-from regmix.corpus.config import DataConfig
+from regmix.corpus.config import DataConfig, EvalConfig  # EvalConfig: prepare checks the slice too
 
 
 @dataclass
@@ -70,18 +70,6 @@ class TrainConfig:
     models on a busy box, and lets N processes use N cores."""
     log_every: int = 10
     """Optimizer steps between logged training points."""
-
-
-@dataclass
-class EvalConfig:
-    """The fixed validation slice every run is scored on (same tokens for every run)."""
-
-    tokens_per_domain: int = 1_638_400
-    """Validation tokens per domain (paper: ~1.6M). The first tokens of each val split."""
-    batch_size: int = 64
-    """Sequences per evaluation forward pass."""
-    seq_len: Optional[int] = None
-    """None = train.seq_len."""
 
 
 @dataclass

@@ -53,17 +53,41 @@ def write_record(run_dir: str | os.PathLike, record: dict[str, Any]) -> Path:
     return write_text_atomic(Path(run_dir) / RECORD_NAME, payload + "\n", fsync=True)
 
 
+class RecordError(ValueError):
+    """A run record that exists but cannot be read; the message names the file and the fix."""
+
+
+def _record_path(run_dir_or_file: str | os.PathLike) -> Path:
+    path = Path(run_dir_or_file)
+    return path / RECORD_NAME if path.is_dir() else path
+
+
+def load_record(run_dir_or_file: str | os.PathLike) -> dict[str, Any] | None:
+    """The record in a run folder (or at a path); None when there is none; `RecordError` when
+    there is a file that is not a record (truncated, edited, not UTF-8): such a file is never
+    replaced unseen, since it may be the only trace of a finished run."""
+    path = _record_path(run_dir_or_file)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            record = json.load(fh)
+    except FileNotFoundError:
+        return None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        reason = "not UTF-8" if isinstance(exc, UnicodeDecodeError) else f"not JSON: {exc}"
+        raise RecordError(
+            f"{path} is not a readable run record ({reason}); move it away to train this run again, or restore it"
+        ) from None
+    if not isinstance(record, dict):
+        raise RecordError(f"{path} is not a run record (a JSON object); move it away to train this run again")
+    return record
+
+
 def read_record(run_dir_or_file: str | os.PathLike) -> dict[str, Any] | None:
     """The record in a run folder (or at a path), or None when there is none or it is unreadable."""
-    path = Path(run_dir_or_file)
-    if path.is_dir():
-        path = path / RECORD_NAME
     try:
-        with open(path) as fh:
-            record = json.load(fh)
-    except (FileNotFoundError, json.JSONDecodeError):
+        return load_record(run_dir_or_file)
+    except RecordError:
         return None
-    return record if isinstance(record, dict) else None
 
 
 def is_finished(run_dir: str | os.PathLike) -> bool:

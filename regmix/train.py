@@ -20,11 +20,13 @@ from typing import Any
 import torch
 
 from regmix.config import MixtureConfig, TrainAppConfig, TrainConfig
-from regmix.corpus.store import CorpusMeta, read_meta
+from regmix.corpus.store import CorpusMeta, check_eval_slice, read_meta
+from regmix.corpus.integrity import verify_corpus
 from regmix.data import MixtureBatches, validation_windows
 from regmix.mixture import Mixture
 from regmix.model import ProxyLM, count_parameters
-from regmix.run_record import FAILED, FINISHED, PREEMPTED, read_record, write_record
+from regmix.run_lock import run_lock
+from regmix.run_record import FAILED, FINISHED, PREEMPTED, load_record, write_record
 from regmix.tracking import make_tracker
 
 #: Signals that mean "stop now, you will be re-queued": SLURM sends SIGTERM (then SIGKILL
@@ -153,65 +155,21 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def train_run(cfg: TrainAppConfig, *, resolved: dict[str, Any] | None = None, log=print) -> dict[str, Any]:
-    """Train (or skip, if already finished) the run `cfg` describes; returns its record."""
-    resolved = resolved if resolved is not None else asdict(cfg)
-    meta = read_meta(cfg.data.dir)
-    mixture = resolve_mixture(cfg.mixture, meta)
+def _skip_finished(run_dir: Path, previous: dict[str, Any], record: dict[str, Any], log) -> dict[str, Any]:
+    """A finished record is returned as it is when it is this run, refused when it is another."""
+    if run_identity(previous) != run_identity(record):
+        raise RunConflict(
+            f"{run_dir} already holds a finished run with different settings; finished work is never "
+            "overwritten: choose another sweep=... or out_dir=..., or delete that folder yourself"
+        )
+    log(f"[regmix] {run_dir}: already finished, nothing to train")
+    return previous
+
+
+def _train_and_record(cfg, meta, mixture, record, resolved, windows, batches, steps, micro, log) -> dict[str, Any]:
+    """Train, evaluate and write the record (finished, failed or preempted); the caller holds the lock."""
     run_dir = Path(cfg.out_dir) / cfg.run_name
     tcfg, ecfg = cfg.train, cfg.eval
-    eval_seq_len = ecfg.seq_len or tcfg.seq_len
-    if tcfg.seq_len > cfg.model.max_seq_len or eval_seq_len > cfg.model.max_seq_len:
-        raise ValueError(
-            f"train.seq_len={tcfg.seq_len} / eval.seq_len={eval_seq_len} exceed model.max_seq_len="
-            f"{cfg.model.max_seq_len}; lower the sequence length or pick a model with a longer context"
-        )
-    steps = tcfg.tokens // (tcfg.batch_size * tcfg.seq_len)
-    if steps < 1:
-        raise ValueError(
-            f"train.tokens={tcfg.tokens} is less than one batch ({tcfg.batch_size} x {tcfg.seq_len} tokens); "
-            "raise train.tokens or lower train.batch_size"
-        )
-    micro = tcfg.micro_batch_size or tcfg.batch_size
-    if tcfg.batch_size % micro:
-        raise ValueError(f"train.batch_size={tcfg.batch_size} is not a multiple of train.micro_batch_size={micro}")
-
-    # The run describes itself: the weights it trained on sit in its logged config as a nested
-    # domain -> weight mapping, whether they came from the table, a name or the command line.
-    resolved = {**resolved, "mixture": {**(resolved.get("mixture") or {}), "weights": mixture.to_dict()}}
-    record = {
-        "run_name": cfg.run_name,
-        "sweep": cfg.sweep,
-        "mixture_index": cfg.mixture.index,
-        "mixture_name": cfg.mixture.name,
-        "mixture": mixture.to_dict(),
-        "model": cfg.model.name,
-        "corpus": meta.identity(cfg.data.dir),
-        "seed": cfg.seed,
-        "config": resolved,
-    }
-    previous = read_record(run_dir)
-    if previous is not None and previous.get("status") == FINISHED:
-        if run_identity(previous) != run_identity(record):
-            raise RunConflict(
-                f"{run_dir} already holds a finished run with different settings; finished work is never "
-                "overwritten: choose another sweep=... or out_dir=..., or delete that folder yourself"
-            )
-        log(f"[regmix] {run_dir}: already finished, nothing to train")
-        return previous
-
-    # Validation slices first: a domain without enough validation tokens fails before training.
-    windows = {
-        d: validation_windows(cfg.data.dir, meta, d, tokens=ecfg.tokens_per_domain, seq_len=eval_seq_len)
-        for d in meta.eval_domains
-    }
-    batches = MixtureBatches(
-        cfg.data.dir, meta, mixture, seq_len=tcfg.seq_len, batch_size=micro, seed=cfg.seed
-    )
-    if cfg.dry_run:
-        log(f"[regmix] dry run: {run_dir} would train {steps} steps on {mixture}")
-        return {**record, "status": "dry_run"}
-
     device = pick_device(tcfg.device)
     if device.type == "cpu" and tcfg.threads > 0:
         torch.set_num_threads(tcfg.threads)
@@ -292,3 +250,64 @@ def train_run(cfg: TrainAppConfig, *, resolved: dict[str, Any] | None = None, lo
     losses = ", ".join(f"{d}={v:.3f}" for d, v in record["val_loss"].items())
     log(f"[regmix] {run_dir}: finished in {record['wall_s']:.1f} s; val loss {losses}")
     return record
+
+
+def train_run(cfg: TrainAppConfig, *, resolved: dict[str, Any] | None = None, log=print) -> dict[str, Any]:
+    """Train (or skip, if already finished) the run `cfg` describes; returns its record."""
+    resolved = resolved if resolved is not None else asdict(cfg)
+    meta = read_meta(cfg.data.dir)
+    mixture = resolve_mixture(cfg.mixture, meta)
+    run_dir = Path(cfg.out_dir) / cfg.run_name
+    tcfg, ecfg = cfg.train, cfg.eval
+    eval_seq_len = ecfg.seq_len or tcfg.seq_len
+    if tcfg.seq_len > cfg.model.max_seq_len or eval_seq_len > cfg.model.max_seq_len:
+        raise ValueError(
+            f"train.seq_len={tcfg.seq_len} / eval.seq_len={eval_seq_len} exceed model.max_seq_len="
+            f"{cfg.model.max_seq_len}; lower the sequence length or pick a model with a longer context"
+        )
+    steps = tcfg.tokens // (tcfg.batch_size * tcfg.seq_len)
+    if steps < 1:
+        raise ValueError(
+            f"train.tokens={tcfg.tokens} is less than one batch ({tcfg.batch_size} x {tcfg.seq_len} tokens); "
+            "raise train.tokens or lower train.batch_size"
+        )
+    micro = tcfg.micro_batch_size or tcfg.batch_size
+    if tcfg.batch_size % micro:
+        raise ValueError(f"train.batch_size={tcfg.batch_size} is not a multiple of train.micro_batch_size={micro}")
+
+    # The run describes itself: the weights it trained on sit in its logged config as a nested
+    # domain -> weight mapping, whether they came from the table, a name or the command line.
+    resolved = {**resolved, "mixture": {**(resolved.get("mixture") or {}), "weights": mixture.to_dict()}}
+    record = {
+        "run_name": cfg.run_name,
+        "sweep": cfg.sweep,
+        "mixture_index": cfg.mixture.index,
+        "mixture_name": cfg.mixture.name,
+        "mixture": mixture.to_dict(),
+        "model": cfg.model.name,
+        "corpus": meta.identity(cfg.data.dir),
+        "seed": cfg.seed,
+        "config": resolved,
+    }
+    previous = load_record(run_dir)
+    if previous is not None and previous.get("status") == FINISHED:
+        return _skip_finished(run_dir, previous, record, log)
+
+    verify_corpus(cfg.data.dir, meta)  # the shards are still the ones content_hash names
+    # Validation slices first: every domain without enough validation tokens is named before training.
+    check_eval_slice(meta, ecfg.tokens_per_domain)
+    windows = {
+        d: validation_windows(cfg.data.dir, meta, d, tokens=ecfg.tokens_per_domain, seq_len=eval_seq_len)
+        for d in meta.eval_domains
+    }
+    batches = MixtureBatches(
+        cfg.data.dir, meta, mixture, seq_len=tcfg.seq_len, batch_size=micro, seed=cfg.seed
+    )
+    if cfg.dry_run:
+        log(f"[regmix] dry run: {run_dir} would train {steps} steps on {mixture}")
+        return {**record, "status": "dry_run"}
+    with run_lock(run_dir):  # one process per run folder, held until the record is written
+        previous = load_record(run_dir)  # again under the lock: the holder may just have finished
+        if previous is not None and previous.get("status") == FINISHED:
+            return _skip_finished(run_dir, previous, record, log)
+        return _train_and_record(cfg, meta, mixture, record, resolved, windows, batches, steps, micro, log)

@@ -60,7 +60,7 @@ def test_dry_run_checks_what_agents_will_run_and_creates_nothing(project):
     assert (cfg.train.tokens, cfg.model.d_model, cfg.mixture.index) == (20480, 32, 0)
     assert (cfg.tracker.mode, cfg.tracker.project, cfg.sweep) == ("online", "regmix", "s")
     assert cfg.data.dir == str(project / "corpus") and cfg.mixture.table == "sweeps/s.mixtures.csv"
-    assert any("wandb agent --count 1 <entity>/regmix/<sweep id>" in line for line in lines)
+    assert any("wandb agent --count 1" in line and "<entity>/regmix/<sweep id>" in line for line in lines)
 
 
 def test_fixed_items_replace_the_specs_own_and_go_before_tracking():

@@ -183,7 +183,7 @@ def bad_corpora(tmp_path_factory) -> Path:
         (["mixture.index=99"], "out of range|outside|valid"),
         (["data.dir=does/not/exist"], "regmix-prepare"),
         (["data.dir={bad}/empty", "mixture.weights={a: 0.5, b: 0.5}"], "no train tokens|no .*tokens"),
-        (["data.dir={bad}/short", "mixture.weights={a: 0.5, b: 0.5}"], "fewer than the evaluation slice"),
+        (["data.dir={bad}/short", "mixture.weights={a: 0.5, b: 0.5}"], "more than the validation tokens of 1 domain"),
     ],
     ids=["sum", "negative", "unknown-domain", "index", "missing-corpus", "empty-domain", "short-validation"],
 )

@@ -7,7 +7,7 @@ import os
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from regmix.cli.hydra_app import CONF_DIR, user_errors_exit
+from regmix.cli.hydra_app import CONF_DIR, quiet_broken_pipe, user_errors_exit
 
 
 def _register() -> None:
@@ -23,6 +23,7 @@ def _register() -> None:
 _register()
 
 
+@quiet_broken_pipe
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="demo")
 @user_errors_exit
 def main(cfg: DictConfig) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import functools
+import os
 import sys
 from pathlib import Path
 
@@ -11,8 +13,29 @@ from pathlib import Path
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 
+#: OS errors a user fixes (a full disk, a folder they may not write), with the fix to name.
+_OS_FIXES = {
+    errno.ENOSPC: "free disk space and rerun",
+    errno.EDQUOT: "free disk space (quota) and rerun",
+    errno.EFBIG: "free disk space (or raise the file-size limit) and rerun",
+    errno.EACCES: "make it writable or choose another folder (out_dir=..., data.dir=...)",
+    errno.EPERM: "make it writable or choose another folder (out_dir=..., data.dir=...)",
+    errno.EROFS: "the file system is read-only; choose another folder (out_dir=..., data.dir=...)",
+}
+
+
+def os_error_message(exc: OSError) -> str | None:
+    """One line for an OS error the user can fix, or None for one that is a bug."""
+    fix = _OS_FIXES.get(exc.errno)
+    if fix is None:
+        return None
+    where = f"cannot write {exc.filename}" if exc.filename else "cannot write"
+    return f"{where}: {exc.strerror}; {fix}"
+
+
 def user_errors_exit(fn):
-    """Turn a user error (ValueError, FileNotFoundError) into one line on stderr and exit 2.
+    """Turn a user error (ValueError, FileNotFoundError, a full disk, a read-only folder) into
+    one line on stderr and exit 2.
 
     In a multirun the error is re-raised after the line, so Hydra marks only that job as
     failed, goes on with the others and exits non-zero at the end.
@@ -22,12 +45,41 @@ def user_errors_exit(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (ValueError, FileNotFoundError) as exc:
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        except (ValueError, FileNotFoundError, OSError) as exc:
+            if isinstance(exc, (ValueError, FileNotFoundError)):
+                message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            else:
+                message = os_error_message(exc)
+                if message is None:
+                    raise
             print(f"error: {message}", file=sys.stderr, flush=True)
             if _in_multirun():
                 raise
             sys.exit(2)
+
+    return wrapper
+
+
+def quiet_broken_pipe(fn):
+    """`regmix-... --help | head` ends quietly: a reader that closes the pipe early is normal
+    use, not an error worth a traceback (exit 141 = 128 + SIGPIPE, as a shell tool would)."""
+
+    def silence_stdout() -> None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # later flushes (at exit) go nowhere
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except BrokenPipeError:
+            silence_stdout()
+            sys.exit(141)
+        finally:
+            try:
+                sys.stdout.flush()
+            except BrokenPipeError:
+                silence_stdout()
 
     return wrapper
 

@@ -12,7 +12,7 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from regmix.cli.hydra_app import CONF_DIR, user_errors_exit
+from regmix.cli.hydra_app import CONF_DIR, quiet_broken_pipe, user_errors_exit
 from regmix.corpus.config import PrepareAppConfig
 
 
@@ -24,6 +24,7 @@ def register_prepare_config() -> None:
 register_prepare_config()
 
 
+@quiet_broken_pipe
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="prepare")
 @user_errors_exit
 def main(cfg: DictConfig) -> None:
@@ -33,7 +34,7 @@ def main(cfg: DictConfig) -> None:
     meta = prepare_corpus(app.data)
     print(f"corpus {meta.name!r} (content {meta.content_hash}, tokenizer {meta.tokenizer['kind']} "
           f"{meta.tokenizer['id']}, vocab {meta.vocab_size}) in {Path(app.data.dir).resolve()}")
-    print(format_domain_table(meta))
+    print(format_domain_table(meta, eval_tokens=app.eval.tokens_per_domain))
 
 
 if __name__ == "__main__":

@@ -24,11 +24,12 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from regmix.atomic_file import write_text_atomic
-from regmix.cli.hydra_app import CONF_DIR, user_errors_exit
+from regmix.cli.hydra_app import CONF_DIR, quiet_broken_pipe, user_errors_exit
 from regmix.config import SampleAppConfig, SamplerConfig, register_configs
 from regmix.corpus.store import read_meta
 from regmix.sampler import (
     SamplerError,
+    check_n_mixtures,
     normalize_prior,
     sample_mixtures,
     settings_path,
@@ -87,8 +88,7 @@ def sample_sweep(
     Refuses to replace an existing table unless `overwrite` (runs may already depend on it).
     """
     settings = settings or SamplerConfig()
-    if isinstance(n_mixtures, bool) or not isinstance(n_mixtures, int) or n_mixtures < 1:
-        raise SamplerError(f"n_mixtures={n_mixtures!r} is invalid: ask for at least 1 mixture (the paper: 512)")
+    check_n_mixtures(n_mixtures)  # before the spec: a grid of 10^8 values is unbounded too
     if not SWEEP_NAME.match(sweep or ""):
         raise SamplerError(f"sweep={sweep!r} is not a usable name; use letters, digits, '_', '-', '.' (e.g. sweep=pile_1m)")
     out = Path(out_dir)
@@ -161,6 +161,7 @@ def _data_overrides() -> list[str]:
     return items
 
 
+@quiet_broken_pipe
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="sample")
 @user_errors_exit
 def main(cfg: DictConfig) -> None:

@@ -27,7 +27,7 @@ from typing import Any, List, Optional
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from regmix.cli.hydra_app import CONF_DIR, user_errors_exit
+from regmix.cli.hydra_app import CONF_DIR, quiet_broken_pipe, user_errors_exit
 from regmix.sweep_check import PreparedSweep, SweepSetupError, prepare_sweep
 
 #: Beside the spec: which W&B sweep was created from it (regmix-fit source=wandb reads its id).
@@ -185,7 +185,7 @@ def agent_commands(path: str, *, n_runs: int) -> dict[str, str]:
             f"CUDA_VISIBLE_DEVICES=$i wandb agent {quoted} & done; wait"
         ),
         "SLURM array, one run per task": (
-            f"sbatch --array=1-{n_runs}%{parallel} --gres=gpu:1 --wrap {shlex.quote(f'wandb agent --count 1 {path}')}"
+            f"sbatch --array=1-{n_runs}%{parallel} --gres=gpu:1 --wrap {shlex.quote(f'wandb agent --count 1 {quoted}')}"
         ),
     }
 
@@ -258,6 +258,7 @@ def register_sweep_configs() -> None:
 register_sweep_configs()
 
 
+@quiet_broken_pipe
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="sweep")
 @user_errors_exit
 def main(cfg: DictConfig) -> None:

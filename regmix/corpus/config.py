@@ -20,6 +20,9 @@ class TokenizerConfig:
     <|end_of_text|> that the tokenizer knows."""
     min_frequency: int = 2
     """kind=bpe: a pair must occur this often in the training split to become a merge."""
+    train_chars_per_document: int = 1_000_000
+    """kind=bpe: characters of one document (its start) that train the BPE; the whole document is
+    still encoded. Bounds the trainer: one 50 MB line ran it for 600 s+ and 2.9 GB without a cap."""
 
 
 @dataclass
@@ -67,7 +70,26 @@ class DataConfig:
 
 
 @dataclass
+class EvalConfig:
+    """The fixed validation slice every run is scored on (same tokens for every run).
+
+    Lives beside the corpus config because `regmix-prepare` checks it too: it reports, for every
+    domain, whether its validation split holds the slice."""
+
+    tokens_per_domain: int = 65_536
+    """Validation tokens per domain: the first tokens of each val split. CPU-sized (64k, about
+    1 s of evaluation per domain for a tiny proxy); the paper's ~1.6M is in experiment=paper_1m."""
+    batch_size: int = 64
+    """Sequences per evaluation forward pass."""
+    seq_len: Optional[int] = None
+    """None = train.seq_len."""
+
+
+@dataclass
 class PrepareAppConfig:
     """`regmix-prepare`: build a corpus folder (shards + meta.json) from `data`."""
 
     data: DataConfig = field(default_factory=DataConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    """The evaluation slice training will use (`eval.tokens_per_domain`, as regmix-train takes it):
+    prepare says which domains' validation splits hold it."""

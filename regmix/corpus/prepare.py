@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
+import contextlib
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 
 from regmix.corpus import synthetic, text
+from regmix.corpus.integrity import STAMP_NAME, verify_corpus
 from regmix.corpus.config import DataConfig
 from regmix.corpus.store import (
     META_NAME,
@@ -31,11 +32,14 @@ from regmix.corpus.store import (
     shard_path,
     write_corpus,
 )
+from regmix.atomic_file import write_text_atomic
 from regmix.corpus.tokenize import TOKENIZER_FILE, ByteTokenizer, HFTokenizer, build_tokenizer, check_tokenizer_config
 
 log = logging.getLogger(__name__)
 
 SOURCES = ("synthetic", "text")
+UNFINISHED_NAME = ".preparing.json"
+"""Written before the shards, removed after meta.json: the settings and domains of a build in progress."""
 
 
 class PrepareError(ValueError):
@@ -107,12 +111,17 @@ def prepare_settings(cfg: DataConfig, inputs: str | None = None) -> dict[str, An
 
 
 def _shards_intact(corpus_dir: Path, meta: CorpusMeta) -> bool:
+    """Every shard has the size the meta says and the bytes its content hash names."""
     itemsize = np.dtype(meta.dtype).itemsize
     for domain, info in meta.domains.items():
         for split in ("train", "val"):
             path = shard_path(corpus_dir, domain, split)
             if not path.is_file() or path.stat().st_size != getattr(info, f"{split}_tokens") * itemsize:
                 return False
+    try:
+        verify_corpus(corpus_dir, meta)
+    except CorpusError:
+        return False
     return True
 
 
@@ -129,6 +138,11 @@ def _existing_corpus(corpus_dir: Path, settings: dict[str, Any], overwrite: bool
         old = None  # a damaged meta: treat the folder as an unfinished corpus
     if not overwrite and old is not None and old.source == settings and _shards_intact(corpus_dir, old):
         return old
+    unfinished = _read_unfinished(corpus_dir) if old is None else None
+    if unfinished is not None and unfinished.get("settings") == settings:
+        # A build of these very settings was interrupted (Ctrl-C, kill, full disk): finish it.
+        _remove_corpus(corpus_dir, list(unfinished.get("domains", [])))
+        return None
     others = sorted(p.name for p in corpus_dir.iterdir())
     if not others:
         return None
@@ -137,18 +151,47 @@ def _existing_corpus(corpus_dir: Path, settings: dict[str, Any], overwrite: bool
             what = f"a folder that is not a finished corpus (holds {others[:5]})"
         else:
             changed = sorted(k for k in set(settings) | set(old.source) if settings.get(k) != old.source.get(k))
-            what = f"corpus {old.name!r} made with other settings (differ in: {', '.join(changed) or 'its shards'})"
+            what = (f"corpus {old.name!r} made with other settings (differ in: {', '.join(changed)})" if changed
+                    else f"corpus {old.name!r} whose shards changed since it was prepared")
         raise PrepareError(
             f"data.dir={corpus_dir} already holds {what}; "
             "pass data.overwrite=true to rebuild it or choose another data.dir"
         )
-    # Remove only what a corpus consists of, meta first: a half-removed corpus never looks finished.
-    (corpus_dir / META_NAME).unlink(missing_ok=True)
-    for domain in old.domains if old is not None else ():
-        if (corpus_dir / domain).is_dir():
-            shutil.rmtree(corpus_dir / domain)
-    (corpus_dir / TOKENIZER_FILE).unlink(missing_ok=True)
+    domains = list(old.domains) if old is not None else list((unfinished or {}).get("domains", []))
+    _remove_corpus(corpus_dir, domains)
     return None
+
+
+def _read_unfinished(corpus_dir: Path) -> dict[str, Any] | None:
+    try:
+        raw = json.loads((corpus_dir / UNFINISHED_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+    return raw if isinstance(raw, dict) and isinstance(raw.get("domains"), list) else None
+
+
+def _remove_corpus(corpus_dir: Path, domains: list[str]) -> None:
+    """Remove only what a corpus consists of (meta, shards, tokenizer, stamp), meta first: a
+    half-removed corpus never looks finished. Domain names come from a file on disk, so each is
+    checked to be a plain folder of this corpus before anything is removed: a meta naming
+    `/tmp/x` or `../y` must not delete those."""
+    for domain in domains:
+        folder = corpus_dir / domain
+        bad = not isinstance(domain, str) or text.DOMAIN_NAME.fullmatch(domain) is None
+        if bad or folder.is_symlink() or (folder.exists() and folder.resolve().parent != corpus_dir.resolve()):
+            raise PrepareError(
+                f"{corpus_dir / META_NAME} names domain {domain!r}, which is not a folder of this corpus; "
+                f"nothing was removed: delete {corpus_dir} yourself or choose another data.dir"
+            )
+    (corpus_dir / META_NAME).unlink(missing_ok=True)
+    for domain in domains:
+        for split in ("train", "val"):
+            shard_path(corpus_dir, domain, split).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a folder holding files of the user's stays
+            (corpus_dir / domain).rmdir()
+    (corpus_dir / TOKENIZER_FILE).unlink(missing_ok=True)
+    (corpus_dir / STAMP_NAME).unlink(missing_ok=True)
+    (corpus_dir / UNFINISHED_NAME).unlink(missing_ok=True)
 
 
 def _collect_text_files(cfg: DataConfig) -> list[Path]:
@@ -187,11 +230,16 @@ def _build_text(cfg: DataConfig):
             split_docs[domain] = ([], docs)
         else:
             split_docs[domain] = text.split_documents(docs, val_fraction=cfg.val_fraction, seed=cfg.seed, domain=domain)
-    training_text = (doc for d, (train, _) in split_docs.items() if roles[d] == TRAIN_ROLE for doc in train)
-    tokenizer = build_tokenizer(cfg.tokenizer, training_text)
+    train_docs = [doc for d, (train, _) in split_docs.items() if roles[d] == TRAIN_ROLE for doc in train]
+    if cfg.tokenizer.kind == "bpe":
+        chars = sum(min(len(doc), cfg.tokenizer.train_chars_per_document) for doc in train_docs)
+        log.info("training a byte-level BPE (vocab %d) on %d documents, %.1f M characters",
+                 cfg.tokenizer.vocab_size, len(train_docs), chars / 1e6)
+    tokenizer = build_tokenizer(cfg.tokenizer, train_docs, total=len(train_docs))
     splits = {}
-    for domain in tqdm(split_docs, desc="tokenize domains", unit="domain", disable=None):
+    for domain in split_docs:
         train, val = split_docs[domain]
+        log.info("encoding %s: %d + %d documents", domain, len(train), len(val))
         splits[domain] = {"train": tokenizer.encode(train), "val": tokenizer.encode(val)}
     descriptions = {d: f"{len(documents[d])} documents from local text" for d in documents}
     return tokenizer, splits, roles, descriptions, {}
@@ -223,9 +271,11 @@ def prepare_corpus(cfg: DataConfig) -> CorpusMeta:
         descriptions, target_blend = generated.descriptions, generated.target_blend
     else:
         tokenizer, splits, roles, descriptions, target_blend = _build_text(cfg)
+    # Which settings and domains are being written: an interrupted build is finished by a rerun.
+    write_text_atomic(corpus_dir / UNFINISHED_NAME, json.dumps({"settings": settings, "domains": list(splits)}))
     if isinstance(tokenizer, HFTokenizer):
         tokenizer.save(corpus_dir)
-    return write_corpus(
+    meta = write_corpus(
         corpus_dir,
         name=cfg.name,
         tokenizer=tokenizer.info(),
@@ -235,20 +285,41 @@ def prepare_corpus(cfg: DataConfig) -> CorpusMeta:
         source=settings,
         target_blend=target_blend,
     )
+    (corpus_dir / UNFINISHED_NAME).unlink()
+    return meta
 
 
-def format_domain_table(meta: CorpusMeta) -> str:
-    """A per-domain table of roles, token counts and prior shares, for humans."""
+def format_domain_table(meta: CorpusMeta, eval_tokens: int | None = None) -> str:
+    """A per-domain table of roles, token counts and prior shares, for humans; with `eval_tokens`
+    it also says, for every domain, whether its validation split holds that evaluation slice."""
     prior = meta.token_prior()
+    short = meta.eval_slice_shortfalls(eval_tokens) if eval_tokens else {}
     width = max(len("domain"), *(len(d) for d in meta.domains))
-    lines = [f"{'domain':<{width}}  {'role':<6}  {'train tokens':>12}  {'val tokens':>10}  {'prior':>6}  description"]
+    slice_col = "  eval slice" if eval_tokens else ""
+    lines = [f"{'domain':<{width}}  {'role':<6}  {'train tokens':>12}  {'val tokens':>10}  {'prior':>6}{slice_col}  description"]
     for domain, info in meta.domains.items():
         share = f"{prior[domain]:6.3f}" if domain in prior else f"{'-':>6}"
         counts = f"{info.train_tokens:>12,}  {info.val_tokens:>10,}"
-        lines.append(f"{domain:<{width}}  {info.role:<6}  {counts}  {share}  {info.description}")
+        fits = f"  {('too short' if domain in short else 'fits'):<10}" if eval_tokens else ""
+        lines.append(f"{domain:<{width}}  {info.role:<6}  {counts}  {share}{fits}  {info.description}")
     total_train = sum(m.train_tokens for m in meta.domains.values())
     total_val = sum(m.val_tokens for m in meta.domains.values())
     lines.append(f"{'total':<{width}}  {'':<6}  {total_train:>12,}  {total_val:>10,}")
     for target, blend in meta.target_blend.items():
         lines.append(f"target {target} = " + " + ".join(f"{w:g} {d}" for d, w in blend.items()))
+    if eval_tokens:
+        lines.append(eval_slice_summary(meta, eval_tokens))
     return "\n".join(lines)
+
+
+def eval_slice_summary(meta: CorpusMeta, eval_tokens: int) -> str:
+    """One line: does the evaluation slice fit every domain, and if not, which and what fits."""
+    short = meta.eval_slice_shortfalls(eval_tokens)
+    if not short:
+        return f"eval slice eval.tokens_per_domain={eval_tokens:,} fits every domain"
+    names = ", ".join(f"{d} ({n:,} val tokens)" for d, n in short.items())
+    return (
+        f"warning: eval.tokens_per_domain={eval_tokens} does not fit {len(short)} of {len(meta.eval_domains)} "
+        f"domains: {names}; regmix-train will refuse them: train with eval.tokens_per_domain="
+        f"{min(short.values()) - 1} or lower, or prepare with a larger data.val_fraction"
+    )

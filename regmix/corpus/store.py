@@ -78,6 +78,12 @@ class CorpusMeta:
             raise CorpusError("corpus has no training tokens; run regmix-prepare again")
         return {d: c / total for d, c in counts.items()}
 
+    def eval_slice_shortfalls(self, tokens: int) -> dict[str, int]:
+        """Domains whose validation split is too short for an evaluation slice of `tokens`
+        tokens (a slice needs `tokens + 1`: inputs and their next-token targets), with their
+        validation token counts."""
+        return {d: m.val_tokens for d, m in self.domains.items() if m.val_tokens > 0 and m.val_tokens < tokens + 1}
+
     def identity(self, path: str | os.PathLike) -> dict[str, Any]:
         """What a run records about its corpus."""
         return {
@@ -116,6 +122,18 @@ def read_meta(corpus_dir: str | os.PathLike) -> CorpusMeta:
         return CorpusMeta.from_json(json.loads(path.read_text()))
     except (json.JSONDecodeError, TypeError, KeyError) as exc:
         raise CorpusError(f"{path} is not a valid corpus meta ({exc}); run `regmix-prepare` again") from None
+
+
+def check_eval_slice(meta: CorpusMeta, tokens: int) -> None:
+    """Raise one `CorpusError` naming every domain too short for `eval.tokens_per_domain=tokens`."""
+    short = meta.eval_slice_shortfalls(tokens)
+    if short:
+        counts = ", ".join(f"{d} ({n:,})" for d, n in short.items())
+        fits = min(short.values()) - 1
+        raise CorpusError(
+            f"eval.tokens_per_domain={tokens} is more than the validation tokens of {len(short)} domain(s): "
+            f"{counts}; set eval.tokens_per_domain={fits} or lower, or prepare with a larger data.val_fraction"
+        )
 
 
 def open_shard(corpus_dir: str | os.PathLike, meta: CorpusMeta, domain: str, split: str) -> np.memmap:
@@ -158,6 +176,7 @@ def write_corpus(
     roles = roles or {}
     descriptions = descriptions or {}
     digest = hashlib.sha256()
+    per_shard: dict[str, str] = {}
     domains: dict[str, DomainMeta] = {}
     for domain, parts in splits.items():
         (corpus_dir / domain).mkdir(parents=True, exist_ok=True)
@@ -165,8 +184,13 @@ def write_corpus(
         for split in ("train", "val"):
             ids = np.asarray(parts.get(split, np.zeros(0)), dtype=dtype)
             path = shard_path(corpus_dir, domain, split)
-            ids.tofile(path)
+            try:  # not ndarray.tofile: its errors carry no errno; a full disk names the shard
+                with open(path, "wb") as fh:
+                    fh.write(memoryview(np.ascontiguousarray(ids)).cast("B"))
+            except OSError as exc:
+                raise OSError(exc.errno, exc.strerror, str(path)) from None
             digest.update(domain.encode() + split.encode() + ids.tobytes())
+            per_shard[f"{domain}/{split}"] = hashlib.sha256(ids.tobytes()).hexdigest()
             counts[split] = int(ids.size)
         domains[domain] = DomainMeta(
             role=roles.get(domain, TRAIN_ROLE),
@@ -183,5 +207,8 @@ def write_corpus(
         source=source or {},
         target_blend=target_blend or {},
     )
+    from regmix.corpus.integrity import write_stamp  # integrity builds on this module
+
+    write_stamp(corpus_dir, meta, per_shard)  # before meta: a folder with meta is a finished corpus
     write_text_atomic(corpus_dir / META_NAME, json.dumps(meta.to_json(), indent=2))
     return meta

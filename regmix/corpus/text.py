@@ -27,7 +27,7 @@ TABLE_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", "
 TXT_DOCUMENT_MODES = ("file", "blank_line")
 
 # A domain names a folder of the corpus (<domain>/train.bin), so it must be a plain file name.
-_DOMAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+DOMAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n")
 
 
@@ -36,7 +36,7 @@ class TextSourceError(ValueError):
 
 
 def check_domain_name(name: str) -> None:
-    if not isinstance(name, str) or not _DOMAIN_NAME.match(name):
+    if not isinstance(name, str) or DOMAIN_NAME.fullmatch(name) is None:
         raise TextSourceError(
             f"domain name {name!r} is not usable as a folder name; use letters, digits, '_', '-', '.' "
             "(starting with a letter or digit)"
@@ -110,8 +110,15 @@ def _read_table(path: Path, fmt: str, columns: Sequence[str]) -> dict[str, list]
     """Columns of a jsonl/parquet/csv file, each a list of values; missing columns are an error."""
     if fmt == "jsonl":
         rows = []
-        with open(path, encoding="utf-8") as fh:
-            for line_no, line in enumerate(fh, start=1):
+        with open(path, "rb") as fh:
+            for line_no, raw in enumerate(fh, start=1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise TextSourceError(
+                        f"{path} line {line_no} is not UTF-8 (byte {exc.start + 1} of the line); "
+                        "re-encode the file as UTF-8 or drop that line"
+                    ) from None
                 if not line.strip():
                     continue
                 try:
@@ -141,7 +148,10 @@ def _read_table(path: Path, fmt: str, columns: Sequence[str]) -> dict[str, list]
                 "install a matching pyarrow or convert the file to jsonl"
             ) from None
     else:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        try:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        except UnicodeDecodeError:
+            raise TextSourceError(f"{path} is not UTF-8 text; re-encode the file as UTF-8") from None
     for column in columns:
         if column not in frame.columns:
             raise TextSourceError(

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -69,9 +71,34 @@ def train_config(cfg: DemoConfig, job: Job) -> TrainAppConfig:
     )
 
 
-def _train_one(position: int, app_cfg: TrainAppConfig) -> tuple[int, dict[str, Any]]:
+PARENT_POLL_S = 0.5
+"""How often (seconds) a demo worker checks that the demo is still alive."""
+
+
+def stop_when_orphaned(parent_pid: int, *, poll_s: float = PARENT_POLL_S) -> None:
+    """In a worker: when `parent_pid` is gone (the demo was killed, even by SIGKILL, which it
+    cannot pass on), send this process SIGTERM. `train_run` treats that as a preemption: the run
+    records `preempted` (never counted, retrained by the next demo) and the worker exits, instead
+    of training on for minutes and writing finished records nobody asked for."""
+    if parent_pid == os.getpid() or _watched.get(os.getpid()) == parent_pid:
+        return  # the sequential backend runs jobs in the demo itself; one watchdog per worker
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(poll_s)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    _watched[os.getpid()] = parent_pid
+    threading.Thread(target=watch, name="regmix-demo-parent-watch", daemon=True).start()
+
+
+_watched: dict[int, int] = {}
+
+
+def _train_one(position: int, app_cfg: TrainAppConfig, parent_pid: int) -> tuple[int, dict[str, Any]]:
     # In a worker process: quiet, one torch thread (set by train_run), the record is the result.
     os.environ.setdefault("WANDB_SILENT", "true")
+    stop_when_orphaned(parent_pid)
     from dataclasses import asdict
 
     from regmix.train import train_run
@@ -86,7 +113,7 @@ def train_many(cfg: DemoConfig, jobs: list[Job], desc: str) -> list[dict[str, An
     records: list[dict[str, Any] | None] = [None] * len(configs)
     runner = Parallel(n_jobs=min(n_jobs, len(configs)), return_as="generator_unordered")
     with tqdm(total=len(configs), desc=desc, unit="run") as bar:
-        for position, record in runner(delayed(_train_one)(i, c) for i, c in enumerate(configs)):
+        for position, record in runner(delayed(_train_one)(i, c, os.getpid()) for i, c in enumerate(configs)):
             records[position] = record
             bar.update()
     return records

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -17,7 +18,27 @@ from regmix.demo.pipeline import (
 )
 from regmix.demo.report import DemoOutcome, write_report
 from regmix.mixture import Mixture
-from regmix.sampler import read_mixtures_table
+from regmix.sampler import read_mixtures_table, settings_path
+
+
+def _check_reused_table(table_path: Path, cfg: DemoConfig) -> None:
+    """A rerun reuses the sampled table only when it was sampled as this run asks: another
+    sample_seed or sampler must not quietly train on (and report) the old table."""
+    from dataclasses import asdict
+
+    settings_file = settings_path(table_path.parent, cfg.sweep)
+    try:
+        recorded = json.loads(settings_file.read_text())
+    except (OSError, ValueError):
+        recorded = {}
+    asked = {"seed": cfg.sample_seed, "sampler": asdict(cfg.sampler)}
+    differ = [key for key, value in asked.items() if recorded.get(key) != json.loads(json.dumps(value))]
+    if differ:
+        was = f"sample_seed={recorded.get('seed')}" if "seed" in differ else "other sampler settings"
+        raise ValueError(
+            f"{table_path} was sampled with {was} (this run asks for sample_seed={cfg.sample_seed}); its "
+            "proxies belong to that table: use another out_dir=... for a new sample"
+        )
 
 
 def run_demo(cfg: DemoConfig) -> DemoOutcome:
@@ -34,7 +55,8 @@ def run_demo(cfg: DemoConfig) -> DemoOutcome:
     stage(f"2/6 sample {cfg.n_mixtures} mixtures (RegMix generator, seed {cfg.sample_seed})")
     table_path = out / "sweeps" / f"{cfg.sweep}.mixtures.csv"
     if table_path.exists():
-        print(f"{table_path} exists: reusing it")
+        _check_reused_table(table_path, cfg)
+        print(f"{table_path} exists (seed {cfg.sample_seed}): reusing it")
     else:
         sample_sweep(data_dir=cfg.data.dir, sweep=cfg.sweep, n_mixtures=cfg.n_mixtures, seed=cfg.sample_seed,
                      settings=cfg.sampler, out_dir=str(out / "sweeps"), target=target)
