@@ -48,6 +48,12 @@ def add_sweep_runs(fake: FakeWandb, n: int = 12) -> None:
                      sweep=SWEEP, group="syn", job_type="proxy")
 
 
+def stable(done: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    """`done` with the fake's ephemeral port replaced by `<port>`, so the docs table is stable."""
+    text = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:<port>", done.stderr or "")
+    return subprocess.CompletedProcess(done.args, done.returncode, done.stdout, text)
+
+
 def closed_port_url() -> str:
     """A loopback URL nothing listens on (bound, then released)."""
     with socket.socket() as sock:
@@ -103,7 +109,7 @@ def rerun(tmp_path, monkeypatch):
 def test_unreachable_backend_says_network_not_api_key_and_a_rerun_completes(fit, tmp_path, bad_input, rerun):
     url = closed_port_url()
     done = fit(url)
-    line = bad_input("source=wandb, WANDB_BASE_URL of a server that is down", done)
+    line = bad_input("source=wandb, WANDB_BASE_URL of a server that is down", stable(done))
     assert done.returncode == 2
     assert "connection refused" in line and "WANDB_BASE_URL" in line and "source.wandb.retries" in line
     assert "API_KEY" not in line and "credentials" not in line  # the key is fine; the server is not there
@@ -118,7 +124,7 @@ def test_server_errors_exhaust_the_configured_retries_then_a_rerun_completes(fit
         add_sweep_runs(fake)
         fake.fail_next("Runs", 100, status=503)
         done = fit(fake.url)
-        line = bad_input("source=wandb, the server answers HTTP 503", done)
+        line = bad_input("source=wandb, the server answers HTTP 503", stable(done))
         assert "HTTP 503" in line and "source.wandb.retries" in line and "WANDB_BASE_URL" in line
         assert fake.request_counts["Runs"] == 2  # source.wandb.retries=1: the first try and one retry
         assert_nothing_written(tmp_path)
@@ -131,7 +137,7 @@ def test_a_graphql_error_is_not_retried_and_names_the_selector_keys(fit, tmp_pat
         add_sweep_runs(fake)
         fake.fail_next("Runs", 100, status=200, message="entity nobody not found")
         done = fit(fake.url, "source.wandb.pull_attempts=3")
-        line = bad_input("source=wandb, the server answers a GraphQL error (unknown entity)", done)
+        line = bad_input("source=wandb, the server answers a GraphQL error (unknown entity)", stable(done))
         assert "the server answered with an error: " in line and "entity nobody not found" in line
         assert "source.wandb.entity" in line and "network" not in line.lower()
         assert fake.request_counts["Runs"] == 1  # an answer, not an outage: asked once, never again
@@ -145,7 +151,7 @@ def test_a_rejected_api_key_is_one_line_that_never_shows_the_key(fit, tmp_path, 
     with FakeWandb() as fake:
         add_sweep_runs(fake)
         done = fit(fake.url, key=wrong)
-        line = bad_input("source=wandb with an API key the server rejects (401)", done)
+        line = bad_input("source=wandb with an API key the server rejects (401)", stable(done))
         assert "WANDB_API_KEY" in line and "wandb login" in line
         assert wrong not in done.stdout + done.stderr and DUMMY_API_KEY not in done.stdout + done.stderr
         assert fake.auth_failures >= 1
@@ -174,7 +180,7 @@ def test_the_sweep_path_wandb_agent_takes_is_accepted(rerun):
 def test_every_key_an_error_names_is_a_real_key(fit, tmp_path, bad_input):
     """Hints name keys as typed on the command line (`source.wandb.*`), and typing them works."""
     done = fit("http://127.0.0.1:9", "source.wandb.sweep=null")
-    line = bad_input("source=wandb without source.wandb.sweep / group / tags", done)
+    line = bad_input("source=wandb without source.wandb.sweep / group / tags", stable(done))
     named = re.findall(r"(?<![\w.])([a-z_]+(?:\.[a-z_]+)+)=", line)
     assert named and all(key.startswith("source.wandb.") for key in named), line
     real = {f"source.wandb.{f.name}" for f in fields(WandbSourceConfig)}
