@@ -16,7 +16,7 @@ from regmix.config import SamplerConfig
 #: with a None default: Hydra merges an override into a typed Dict node, and neither an empty
 #: struct dict nor a None Dict accepts new keys that way; an Any node takes the whole mapping.
 #: The code validates their contents (names against the domains, values as numbers).
-CLI_DICTS = ("source.rename", "simulation.prior", "simulation.caps", "simulation.minimums")
+CLI_DICTS = ("source.rename", "simulation.prior", "simulation.caps", "simulation.minimums", "simulation.domain_tokens")
 
 
 @dataclass
@@ -105,13 +105,15 @@ class RegressorsConfig:
     compare: List[str] = field(default_factory=lambda: ["ridge", "lightgbm", "xgboost"])
     """Regressors scored out of fold (and on the test source when one is given)."""
     drive: str = "auto"
-    """The regressor whose predictions pick the mixture: a name from `compare`, 'best_oof'
-    (highest out-of-fold Spearman), or 'auto': LightGBM (the paper's choice) once there are
-    `min_runs_for_trees` runs, ridge below that (see docs: with few runs a tree model is
-    near-constant and the argmax of any regressor is an extrapolation)."""
+    """The regressor whose predictions pick the mixture: a name from `compare`, or 'auto' =
+    'best_oof': the highest out-of-fold Spearman on the runs at hand (docs/decisions.md: no
+    fixed run-count rule held on a second corpus). 'rule' keeps the old rule (LightGBM from
+    `min_runs_for_trees` runs, ridge below)."""
     min_runs_for_trees: int = 128
-    """auto: fewest (merged) runs for a tree model to drive. RegMix data: LightGBM test Spearman
-    93.7 at 64 runs, 97.7 at 128; a 48-run demo emitted better mixtures with ridge."""
+    """drive=rule only: fewest (merged) runs for a tree model to drive."""
+    bags: int = 8
+    """Bootstrap members of the driving regressor (analysis.ensemble.BaggedRegressor): their
+    spread gives the risk-aware objective, P(chosen beats ...) and the intervals. 1 = no spread."""
     folds: int = 5
     """K of the K-fold out-of-fold comparison (fewer when there are fewer runs)."""
     seed: int = 0
@@ -164,6 +166,52 @@ class SimulationConfig:
     """Largest weight per domain, {domain: weight} (on top of the sampler's caps)."""
     minimums: Any = None
     """Smallest weight per domain, {domain: weight}."""
+    token_budget: Optional[float] = None
+    """Tokens of the target run. With it, no domain gets more than max_epochs x its available
+    tokens: weight_i <= max_epochs * tokens_i / token_budget (a cap, shown in provenance)."""
+    max_epochs: float = 4.0
+    """Most passes over one domain's tokens in the target run (used with token_budget)."""
+    domain_tokens: Any = None
+    """Available tokens per domain, {domain: tokens}; None = the token counts the runs recorded
+    (local run records carry their corpus meta's train tokens)."""
+
+
+@dataclass
+class ChoiceConfig:
+    """How the simulated candidates become the emitted mixture, and when it is not trusted."""
+
+    objective: str = "upper"
+    """'upper': the `quantile` of the bagged members' predicted loss (risk-aware: a candidate
+    that only some members like ranks low); 'mean': the members' mean (the paper's recipe)."""
+    quantile: float = 0.8
+    pool: int = 2000
+    """Best candidates by the driving regressor that the ensemble re-scores (>= top_k)."""
+    trust_radius: Optional[float] = None
+    """Largest L1 distance from a candidate to its nearest trained run; None = `trust_factor`
+    x the runs' median nearest-neighbour L1 distance; a negative value turns the region off."""
+    trust_factor: float = 2.0
+    l1_penalty: float = 0.0
+    """Nats added per unit of L1 distance from the prior (a pull toward the prior)."""
+    kl_penalty: float = 0.0
+    """Nats added per nat of KL(w || prior)."""
+    coverage: float = 0.8
+    """Central coverage of the reported intervals."""
+    min_probability: float = 0.5
+    """Below this P(chosen beats the prior / the best run) the choice is shrunk: by default when
+    more members predict it worse than better ("unlikely to beat"); an even bet is not shrunk.
+    0.7 shrank the demo's choice to its best proxy (a near-tie for the trees), which then lost to
+    uniform at target scale (docs/decisions.md)."""
+    min_spearman: float = 0.5
+    """Below this out-of-fold Spearman of the driving regressor the choice falls back."""
+    shrink: bool = True
+    """With weak evidence, emit a point toward the best run or the prior (and say so)."""
+    calibrate: bool = True
+    """Measure out of fold how often held-out runs fall inside the members' intervals."""
+    calibration_bags: int = 4
+    calibration_folds: int = 3
+    """Members per fold and folds for that measurement: folds x bags more fits of the driving
+    regressor (3 x 4 keeps benchmarks/fit_speed.py above 5x on the paper's data; with 3 folds
+    each interval comes from 2/3 of the runs, a little wider than the full fit's)."""
 
 
 @dataclass
@@ -212,6 +260,7 @@ class FitAppConfig:
     """Accept runs of different model sizes, corpora or token budgets in one table."""
     regressor: RegressorsConfig = field(default_factory=RegressorsConfig)
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
+    choice: ChoiceConfig = field(default_factory=ChoiceConfig)
     out: Optional[str] = None
     """Name of the emitted mixture (mixture=<out> in regmix-train); None = <name>_<target>."""
     mixture_dir: Optional[str] = None

@@ -15,9 +15,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis.budget import epoch_caps, merge_caps
 from analysis.candidates import CandidateSpace, candidate_space
-from analysis.compare import Comparison, choose_drive, compare_regressors
+from analysis.choice import Penalized, auto_radius, choose, evidence, nearest_l1, shrink, supported_point
+from analysis.compare import Comparison, choose_drive, compare_regressors, interval_coverage
 from analysis.config import FitAppConfig, SourceConfig
+from analysis.ensemble import BaggedRegressor
 from analysis.emit import check_free, emit_mixture, mixture_path, round_weights
 from analysis.report import check_report_free
 from analysis.errors import AnalysisError
@@ -31,8 +34,9 @@ from analysis.tracking import FitTracking
 from regmix.mixture import Mixture
 
 
-#: Out-of-fold Spearman below which the driving regressor's ranking is called weak in the report.
-WEAK_SPEARMAN = 0.5
+#: Objectives of `choice.objective`: the members' upper quantile, their mean, or the driving
+#: regressor fitted on all runs (the paper's recipe).
+OBJECTIVES = ("upper", "mean", "driver")
 
 
 @dataclass
@@ -65,6 +69,15 @@ class FitResult:
     """Arrays the report draws from: oof/test predictions, top candidates, prior, bounds."""
     tracked: Any = None
     """The W&B run the results were logged to (`analysis.tracking.TrackedRun`), if tracker.mode is on."""
+    evidence: dict = field(default_factory=dict)
+    """P(emitted beats prior / uniform / best run) and intervals of the loss differences."""
+    intervals: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    """Members' (low, mean, high) predicted loss per mixture (chosen, prior, uniform, best_run)."""
+    status: str = "supported"
+    """'supported', 'shrunk', 'fallback' (weak evidence: moved toward the best supported point)
+    or 'weak' (weak evidence, choice.shrink=false: emitted unshrunk, said so)."""
+    status_line: str = ""
+    constraints: dict = field(default_factory=dict)
 
 
 def _logged(raw: RawRuns) -> list[str]:
@@ -116,14 +129,24 @@ def _check_settings(cfg: FitAppConfig) -> None:
     unknown = [n for n in r.compare if n not in REGRESSORS]
     if unknown or not r.compare:
         raise AnalysisError(f"regressor.compare={list(r.compare)}: use some of {sorted(REGRESSORS)}")
-    if r.drive not in ("auto", "best_oof", *r.compare):
-        raise AnalysisError(f"regressor.drive={r.drive!r}: use auto, best_oof or one of regressor.compare={list(r.compare)}")
+    if r.drive not in ("auto", "best_oof", "rule", *r.compare):
+        raise AnalysisError(f"regressor.drive={r.drive!r}: use auto, best_oof, rule or one of regressor.compare={list(r.compare)}")
     if r.folds < 2:
         raise AnalysisError(f"regressor.folds={r.folds} is too few: use at least 2 (default 5)")
     if sim.aggregate not in AGGREGATES:
         raise AnalysisError(f"simulation.aggregate={sim.aggregate!r} is unknown; use one of {list(AGGREGATES)}")
     if not 1 <= sim.top_k <= sim.n_candidates:
         raise AnalysisError(f"simulation.top_k={sim.top_k} must be between 1 and n_candidates={sim.n_candidates}")
+    c = cfg.choice
+    if c.objective not in OBJECTIVES:
+        raise AnalysisError(f"choice.objective={c.objective!r} is unknown; use one of {list(OBJECTIVES)}")
+    for name, value in (("quantile", c.quantile), ("coverage", c.coverage), ("min_probability", c.min_probability)):
+        if not 0 < value < 1:
+            raise AnalysisError(f"choice.{name}={value} must be between 0 and 1")
+    if c.l1_penalty < 0 or c.kl_penalty < 0:
+        raise AnalysisError("choice.l1_penalty and choice.kl_penalty must be >= 0 (nats per unit of distance)")
+    if r.bags < 1:
+        raise AnalysisError(f"regressor.bags={r.bags} must be at least 1 (8 by default; 1 = no spread)")
     if not 1 <= cfg.weight_decimals <= 9:
         raise AnalysisError(f"weight_decimals={cfg.weight_decimals} is invalid; use 1-9 (4 = a 1e-4 grid)")
 
@@ -131,6 +154,18 @@ def _check_settings(cfg: FitAppConfig) -> None:
 def candidate_chunk_rows(cfg: FitAppConfig, n_domains: int) -> int:
     """Rows per candidate chunk: `chunk_size`, fewer when `chunk_bytes` would be exceeded."""
     return int(max(1024, min(cfg.simulation.chunk_size, cfg.simulation.chunk_bytes // (8 * n_domains))))
+
+
+def _recorded_tokens(table: RunsTable) -> dict[str, float] | None:
+    """Token counts the runs recorded (local records: the corpus meta); None for shares only."""
+    prior = table.prior or {}
+    return dict(prior) if prior and sum(prior.values()) > 1.5 else None
+
+
+def _normalised(weights: np.ndarray) -> np.ndarray:
+    """Weights renormalised to sum 1 (aggregates already meet the bounds)."""
+    w = np.asarray(weights, dtype=np.float64)
+    return w / w.sum()
 
 
 def _predict(model, weights: np.ndarray) -> float:
@@ -173,11 +208,20 @@ def _fit(cfg: FitAppConfig, *, command: str | None, progress: bool, tracking: Fi
     test_table = test_drops = None
     if cfg.test.kind != "none":
         test_table, test_drops = _load_test(cfg, target, domains, raw.location)
+    caps, budget_caps = cfg.simulation.caps, None
+    if cfg.simulation.token_budget is not None:
+        budget_caps = epoch_caps(
+            domains,
+            cfg.simulation.domain_tokens or _recorded_tokens(table),
+            budget=float(cfg.simulation.token_budget),
+            max_epochs=float(cfg.simulation.max_epochs),
+        )
+        caps = merge_caps(caps, budget_caps)
     space = candidate_space(
         domains,
         _prior(cfg, table, warnings),
         cfg.simulation.sampler,
-        caps=cfg.simulation.caps,
+        caps=caps,
         minimums=cfg.simulation.minimums,
     )
     timings["load_s"] = time.perf_counter() - clock
@@ -208,11 +252,30 @@ def _fit(cfg: FitAppConfig, *, command: str | None, progress: bool, tracking: Fi
     )
     model = comparison.models[drive]
     drive_oof = comparison.table.loc[drive, "oof_spearman"]
-    if not drive_oof >= WEAK_SPEARMAN:  # NaN too: a constant prediction ranks nothing
-        warnings.append(
-            f"the driving {drive} ranks held-out runs poorly (out-of-fold Spearman {drive_oof:.2f} < {WEAK_SPEARMAN}); "
-            "the mixture is little better than a guess: train more proxy runs (or longer ones, less noisy) first"
-        )
+    weak: list[str] = []
+    if not drive_oof >= cfg.choice.min_spearman:  # NaN too: a constant prediction ranks nothing
+        weak.append(f"the driving {drive} ranks held-out runs poorly (out-of-fold Spearman {drive_oof:.2f} < {cfg.choice.min_spearman})")
+    clock = time.perf_counter()
+    ensemble = BaggedRegressor(
+        build_regressor(drive, cfg.regressor, seed=cfg.regressor.seed, predict_threads=threads),
+        n_bags=cfg.regressor.bags,
+        random_state=cfg.regressor.seed,
+        n_jobs=prediction_threads(cfg.regressor.n_jobs),
+    ).fit(X, y)
+    calibration = None
+    if cfg.choice.calibrate and cfg.regressor.bags > 1 and X_test is not None:
+        # Held-out test runs measure the intervals directly, at no extra fit.
+        low, high = ensemble.predict_interval(X_test, coverage=cfg.choice.coverage)
+        inside = (y_test >= low) & (y_test <= high)
+        calibration = {"coverage": float(inside.mean()), "nominal": cfg.choice.coverage,
+                       "mean_width": float((high - low).mean()), "on": "test", "low": low, "high": high}
+    elif cfg.choice.calibrate and cfg.regressor.bags > 1:
+        calibration = interval_coverage(
+            ensemble.estimator, X, y, n_bags=min(cfg.regressor.bags, max(2, cfg.choice.calibration_bags)),
+            folds=max(2, min(cfg.regressor.folds, cfg.choice.calibration_folds)), seed=cfg.regressor.seed,
+            coverage=cfg.choice.coverage, n_jobs=prediction_threads(cfg.regressor.n_jobs),
+        ) | {"on": "out of fold"}
+    timings["ensemble_s"] = time.perf_counter() - clock
     best_oof = comparison.table["oof_spearman"].idxmax() if comparison.table["oof_spearman"].notna().any() else drive
     if best_oof != drive:
         warnings.append(
@@ -225,11 +288,21 @@ def _fit(cfg: FitAppConfig, *, command: str | None, progress: bool, tracking: Fi
     screen = None
     if not is_linear(drive) and cfg.simulation.screen_keep > 0:
         screen = build_screen(cfg.regressor, seed=cfg.regressor.seed, predict_threads=threads).fit(X, y)
+    c = cfg.choice
+    radius = None if (c.trust_radius is not None and c.trust_radius < 0) else (
+        c.trust_radius if c.trust_radius is not None else auto_radius(X.to_numpy(), c.trust_factor)
+    )
+    # The paper's recipe (the driver's own top k, no region, no penalty) needs no re-scoring.
+    rescore = not (c.objective == "driver" and radius is None and not c.l1_penalty and not c.kl_penalty)
+    pool_k = min(max(c.pool, cfg.simulation.top_k), cfg.simulation.n_candidates) if rescore else cfg.simulation.top_k
+    scorer = Penalized(model, space.prior, l1=c.l1_penalty, kl=c.kl_penalty) if (c.l1_penalty or c.kl_penalty) else model
+    if screen is not None and scorer is not model:
+        screen = Penalized(screen, space.prior, l1=c.l1_penalty, kl=c.kl_penalty)
     sim = simulate(
-        model,
+        scorer,
         space,
         n_candidates=cfg.simulation.n_candidates,
-        top_k=cfg.simulation.top_k,
+        top_k=pool_k,
         aggregate=cfg.simulation.aggregate,
         seed=cfg.simulation.seed,
         chunk_rows=candidate_chunk_rows(cfg, len(domains)),
@@ -238,18 +311,66 @@ def _fit(cfg: FitAppConfig, *, command: str | None, progress: bool, tracking: Fi
         screen_blocks=cfg.simulation.screen_blocks,
         progress=progress,
     )
+    choice_stats: dict = {"objective": "the driving regressor's prediction (the paper's recipe)", "trust_radius_l1": None}
+    if rescore:
+        picked = choose(
+            sim.top, ensemble, X.to_numpy(), space, top_k=cfg.simulation.top_k, aggregate=cfg.simulation.aggregate,
+            objective=c.objective, quantile=c.quantile, radius=radius, l1_penalty=c.l1_penalty,
+            kl_penalty=c.kl_penalty, driver_scores=sim.top_predicted,
+        )
+        sim.weights, sim.top, sim.top_predicted = picked.weights, picked.top, model.predict(picked.top)
+        sim.stats["aggregate_note"] = picked.stats.pop("aggregate_note")
+        sim.stats["top_k"] = cfg.simulation.top_k
+        choice_stats = picked.stats
+        if "trust_note" in picked.stats:
+            warnings.append(picked.stats["trust_note"])
     timings["simulate_s"] = time.perf_counter() - clock
 
-    weights = round_weights(dict(zip(domains, sim.weights)), cfg.weight_decimals, upper=space.upper)
+    best_pos = int(np.argmin(y))
+    best_vector = X.to_numpy()[best_pos]
+    uniform = np.full(len(domains), 1.0 / len(domains))
+    simulated = _normalised(sim.weights)
+    others = {"prior": space.prior, "uniform": uniform, "best_run": best_vector}
+    simulated_evidence = evidence(ensemble, simulated, others, coverage=c.coverage)
+    # With a penalty toward the prior the user trades loss for closeness: judge by the penalised loss.
+    judge = Penalized(ensemble, space.prior, l1=c.l1_penalty, kl=c.kl_penalty) if (c.l1_penalty or c.kl_penalty) else ensemble
+    judged = simulated_evidence if judge is ensemble else evidence(judge, simulated, others, coverage=c.coverage)
+    for name in ("prior", "best_run"):
+        p = judged.probability[name]
+        if p < c.min_probability:
+            weak.append(f"P(beats the {name.replace('_', ' ')}) is {p:.0%} < {c.min_probability:.0%}")
+    next_step = f"train more proxy runs where the ensemble is unsure (regmix-propose sweep={cfg.sweep} k=32), then fit again"
+    if weak and c.shrink:
+        shrunk = shrink(
+            judge, simulated, supported_point(judge, best_vector, space.prior, space),
+            weak_reasons=weak, min_probability=c.min_probability, next_step=next_step,
+        )
+        status, status_line, emitted_vector = shrunk.status, shrunk.line, shrunk.weights
+    elif weak:
+        status, emitted_vector = "weak", simulated
+        status_line = f"status: weak: emitted the simulated choice unshrunk (choice.shrink=false) although {'; '.join(weak)}; next: {next_step}"
+    else:
+        status, emitted_vector = "supported", simulated
+        status_line = "status: supported: the evidence backs the chosen mixture"
+    weights = round_weights(dict(zip(domains, emitted_vector)), cfg.weight_decimals, upper=space.upper)
     mixture = Mixture(weights, domains=domains, tolerance=1e-6)
     vector = mixture.vector(domains)
-    best_pos = int(np.argmin(y))
+    emitted_evidence = evidence(ensemble, vector, others, coverage=c.coverage) if status in ("shrunk", "fallback") else simulated_evidence
     predicted = {
         "chosen": _predict(model, vector),
         "best_candidate": float(sim.top_predicted[0]),
         "prior": _predict(model, space.prior),
         "uniform": _predict(model, np.full(len(domains), 1.0 / len(domains))),
         "best_run": _predict(model, X.to_numpy()[best_pos]),
+    }
+    if status in ("shrunk", "fallback"):
+        predicted["simulated_choice"] = _predict(model, simulated)
+    points_all = {"chosen": vector, "prior": space.prior, "uniform": uniform, "best_run": best_vector}
+    members = ensemble.predict_members(np.stack(list(points_all.values())))
+    tail = (1.0 - c.coverage) / 2.0
+    intervals = {
+        label: (float(np.quantile(members[:, i], tail)), float(members[:, i].mean()), float(np.quantile(members[:, i], 1 - tail)))
+        for i, label in enumerate(points_all)
     }
     best_run = {
         "id": str(X.index[best_pos]),
@@ -264,12 +385,36 @@ def _fit(cfg: FitAppConfig, *, command: str | None, progress: bool, tracking: Fi
         name: {label: _predict(other, point) for label, point in points.items()}
         for name, other in comparison.models.items()
     }
-    nearest = float(np.abs(X.to_numpy() - vector[None, :]).sum(axis=1).min())
+    nearest = float(nearest_l1(vector, X.to_numpy())[0])
     _check_outcome(predicted, sim, nearest, warnings)
+    constraints = {
+        "minimums": {d: float(v) for d, v in zip(space.domains, space.lower) if v > 0},
+        "caps": {d: float(v) for d, v in zip(space.domains, space.upper) if v < 1.0},
+        "cap_multiplier": cfg.simulation.sampler.cap_multiplier,
+        "token_budget": (
+            {"tokens": cfg.simulation.token_budget, "max_epochs": cfg.simulation.max_epochs, "caps": budget_caps}
+            if budget_caps is not None else None
+        ),
+        "l1_penalty": c.l1_penalty,
+        "kl_penalty": c.kl_penalty,
+        "trust_radius_l1": choice_stats.get("trust_radius_l1"),
+    }
+    uncertainty = {
+        "status": status,
+        "status_line": status_line,
+        "weak_evidence": weak,
+        "bags": cfg.regressor.bags,
+        "choice": {k: v for k, v in choice_stats.items() if k != "trust_note"},
+        "emitted": emitted_evidence.as_dict(),
+        "simulated_choice": simulated_evidence.as_dict() if emitted_evidence is not simulated_evidence else None,
+        "intervals": {k: {"low": v[0], "mean": v[1], "high": v[2]} for k, v in intervals.items()},
+        "calibration": {k: v for k, v in calibration.items() if k not in ("low", "high")} if calibration else None,
+        "interval_coverage": calibration["coverage"] if calibration else float("nan"),
+    }
 
     provenance = _provenance(
         cfg, command, raw, table, drops, test_table, target, comparison, drive, why, model, space, sim, predicted,
-        best_run, nearest, cross_check,
+        best_run, nearest, cross_check, constraints, uncertainty,
     )
     header = _header(out, target, drive, comparison, table, cfg, predicted, command)
 
@@ -291,7 +436,13 @@ def _fit(cfg: FitAppConfig, *, command: str | None, progress: bool, tracking: Fi
         timings=timings,
         warnings=warnings,
         cross_check=cross_check,
-        details=_details(comparison, sim, space, y, y_test),
+        details={**_details(comparison, sim, space, y, y_test),
+                 "interval_check": (calibration["low"], calibration["high"]) if calibration else None},
+        evidence=uncertainty,
+        intervals=intervals,
+        status=status,
+        status_line=status_line,
+        constraints=constraints,
     )
     clock = time.perf_counter()
     from analysis.report import write_report
@@ -328,7 +479,8 @@ def _scores(row: pd.Series, prefix: str) -> dict[str, float]:
 
 
 def _provenance(cfg, command, raw, table, drops, test_table, target, comparison: Comparison, drive, why, model,
-                space: CandidateSpace, sim: SimulationResult, predicted, best_run, nearest, cross_check) -> dict:
+                space: CandidateSpace, sim: SimulationResult, predicted, best_run, nearest, cross_check,
+                constraints, uncertainty) -> dict:
     row = comparison.table.loc[drive]
     sampler = asdict(cfg.simulation.sampler)
     sampler.pop("prior", None)
@@ -344,7 +496,6 @@ def _provenance(cfg, command, raw, table, drops, test_table, target, comparison:
         sampler=sampler,
         prior=space.prior_dict(),
     )
-    upper = space.upper
     return {
         "made_by": "regmix-fit",
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -383,11 +534,8 @@ def _provenance(cfg, command, raw, table, drops, test_table, target, comparison:
         "predicted_by_each_regressor": cross_check,
         "nearest_run_l1": nearest,
         "simulation": settings,
-        "constraints": {
-            "minimums": {d: float(v) for d, v in zip(space.domains, space.lower) if v > 0},
-            "caps": {d: float(v) for d, v in zip(space.domains, upper) if v < 1.0},
-            "cap_multiplier": cfg.simulation.sampler.cap_multiplier,
-        },
+        "constraints": constraints,
+        "uncertainty": uncertainty,
     }
 
 

@@ -3,6 +3,7 @@
     pred_vs_actual.png      per regressor: out-of-fold (and test) prediction vs observed target loss
     domain_correlation.png  per domain: Spearman correlation of its weight with the target loss
     mixture_vs_prior.png    per domain: chosen mixture vs token prior vs best run
+    intervals.png           out-of-fold bagged intervals vs observed; intervals of the chosen mixture and its rivals
 """
 
 from __future__ import annotations
@@ -64,10 +65,39 @@ def _mixture_vs_prior(result, path: Path) -> None:
     plt.close(fig)
 
 
+def _intervals(result, path: Path) -> None:
+    """Out-of-fold bagged intervals of the driving regressor against the observed loss, and
+    the members' intervals for the chosen mixture, the prior, uniform and the best run."""
+    d = result.details
+    low, high = d["interval_check"]
+    on = (result.evidence.get("calibration") or {}).get("on", "out of fold")
+    y = d["y_test"] if on == "test" else d["y"]
+    mid = (low + high) / 2
+    inside = (y >= low) & (y <= high)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ax1.errorbar(y, mid, yerr=[mid - low, high - mid], fmt="none", ecolor=np.where(inside, "tab:blue", "tab:red"), alpha=0.6)
+    lo, hi = float(min(y.min(), low.min())), float(max(y.max(), high.max()))
+    ax1.plot([lo, hi], [lo, hi], color="grey", lw=1)
+    ax1.set(title=f"{result.drive}, {on}: {inside.mean():.0%} inside the intervals (red: outside)",
+            xlabel=f"observed {result.target.label} loss", ylabel="bagged interval")
+    labels = list(result.intervals)
+    values = np.array([result.intervals[k] for k in labels])
+    ax2.errorbar(np.arange(len(labels)), values[:, 1], yerr=[values[:, 1] - values[:, 0], values[:, 2] - values[:, 1]],
+                 fmt="o", capsize=4)
+    ax2.set_xticks(np.arange(len(labels)), [k.replace("_", " ") for k in labels])
+    ax2.set(title=f"predicted loss (status: {result.status})", ylabel=f"{result.target.label} loss")
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
 def write_plots(result, folder: Path) -> list[Path]:
-    """Write the three figures into `folder`; returns their paths."""
+    """Write the figures into `folder`; returns their paths."""
     paths = [folder / "pred_vs_actual.png", folder / "domain_correlation.png", folder / "mixture_vs_prior.png"]
     _pred_vs_actual(result, paths[0])
     _domain_correlation(result, paths[1])
     _mixture_vs_prior(result, paths[2])
+    if result.details.get("interval_check") is not None and result.intervals:
+        paths.append(folder / "intervals.png")
+        _intervals(result, paths[-1])
     return paths

@@ -61,7 +61,8 @@ def comparison_rows(table: pd.DataFrame) -> tuple[list[str], list[list[object]]]
 def predicted_rows(result) -> list[list[object]]:
     p, best = result.predicted, result.best_run
     return [
-        ["chosen (emitted)", p["chosen"], ""],
+        ["chosen (emitted)", p["chosen"], result.status],
+        *([["simulated choice (not emitted)", p["simulated_choice"], "weak evidence"]] if "simulated_choice" in p else []),
         ["best single candidate", p["best_candidate"], ""],
         [f"best run ({best['id']})", p["best_run"], f"observed {best['loss']:.4f}"],
         ["token prior", p["prior"], ""],
@@ -109,6 +110,45 @@ def _simulation_lines(sim: dict) -> list[str]:
     return lines
 
 
+def evidence_line(result) -> str:
+    """One line: P(emitted beats prior / uniform / best run) with the loss-difference intervals."""
+    e = result.evidence.get("emitted") or {}
+    if not e:
+        return ""
+    parts = []
+    for name, p in e["probability_beats"].items():
+        d = e["loss_difference"][name]
+        parts.append(f"{name.replace('_', ' ')} {p:.0%} (diff {d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}])")
+    return f"P(chosen beats) {', '.join(parts)}; {e['coverage']:.0%} intervals over {e['members']} bagged members"
+
+
+def uncertainty_lines(result) -> list[str]:
+    """The evidence line and the status line (what `regmix-fit` prints and the report leads with)."""
+    return [line for line in (evidence_line(result), result.status_line) if line]
+
+
+def interval_rows(result) -> list[list[object]]:
+    labels = {"chosen": "chosen (emitted)", "prior": "prior", "uniform": "uniform", "best_run": "best run"}
+    return [[labels[k], v[1], v[0], v[2]] for k, v in result.intervals.items()]
+
+
+def constraint_lines(constraints: dict) -> list[str]:
+    """The constraint set as report bullets."""
+    lines = []
+    for key in ("minimums", "caps"):
+        if constraints.get(key):
+            lines.append(f"- {key}: " + ", ".join(f"{d} {v:.4g}" for d, v in constraints[key].items()))
+    budget = constraints.get("token_budget")
+    if budget:
+        lines.append(f"- token budget {budget['tokens']:.4g} tokens, at most {budget['max_epochs']:g} epochs per domain "
+                     "(included in the caps above)")
+    lines.append(f"- penalties toward the prior: L1 {constraints.get('l1_penalty', 0):g}, KL {constraints.get('kl_penalty', 0):g} (nats per unit)")
+    radius = constraints.get("trust_radius_l1")
+    lines.append(f"- trust region: L1 <= {radius:.3f} from the nearest run" if radius is not None else "- trust region: off")
+    lines.append(f"- generator caps: {constraints.get('cap_multiplier', 15):g} x prior")
+    return lines
+
+
 def summary_text(result) -> str:
     """What `regmix-fit` prints: drops, the comparison, the choice, the prediction and the paths."""
     out = []
@@ -121,6 +161,7 @@ def summary_text(result) -> str:
     out.append(markdown_table(["mixture", "predicted loss", ""], predicted_rows(result)))
     top = sorted(result.mixture.items(), key=lambda kv: -kv[1])
     out.append("chosen: " + ", ".join(f"{d} {w:.4f}" for d, w in top if w > 0))
+    out += uncertainty_lines(result)
     out += [f"warning: {w}" for w in result.warnings]
     out.append(f"emitted: {result.emitted}   (train on it: regmix-train mixture={result.emitted.stem} ...)")
     out.append(f"report:  {result.report_dir / 'report.md'}")
@@ -212,6 +253,22 @@ def write_report(result, *, plots: bool = True) -> Path:
         "## Simulation",
         "",
         *_simulation_lines(result.simulation),
+        "",
+        "## How sure (bagged ensemble of the driving regressor)",
+        "",
+        *[f"**{line}**" if line.startswith("status") else line for line in uncertainty_lines(result)],
+        "",
+        f"Predicted loss by {result.evidence.get('bags', '?')} bootstrap members: mean and "
+        f"{result.evidence.get('emitted', {}).get('coverage', 0.8):.0%} interval.",
+        "",
+        markdown_table(["mixture", "mean", "low", "high"], interval_rows(result)),
+        "",
+        f"Interval coverage ({(result.evidence.get('calibration') or {}).get('on', 'not measured')}; share of "
+        f"held-out runs inside the members' interval): {result.evidence.get('interval_coverage', float('nan')):.0%}.",
+        "",
+        "## Constraints",
+        "",
+        *constraint_lines(result.constraints),
         "",
         f"## Predicted {result.target.label} loss (by {result.drive})",
         "",

@@ -124,7 +124,17 @@ def summary_values(result: "FitResult") -> dict[str, Any]:
         "emitted/name": result.emitted.stem,
         "emitted/nearest_run_l1": result.simulation.get("nearest_run_l1"),
         "warnings": len(result.warnings),
+        "status": result.status,
+        "status_line": result.status_line,
+        "interval_coverage": result.evidence.get("interval_coverage"),
     }
+    emitted = result.evidence.get("emitted") or {}
+    for rival, p in emitted.get("probability_beats", {}).items():
+        out[f"p_beats/{rival}"] = p
+        diff = emitted["loss_difference"][rival]
+        out[f"loss_diff/{rival}/low"], out[f"loss_diff/{rival}/high"] = diff["low"], diff["high"]
+    for label, (low, _, high) in result.intervals.items():
+        out[f"interval/{label}/low"], out[f"interval/{label}/high"] = low, high
     for name, row in result.comparison.iterrows():
         for column in ("oof_spearman", "oof_pearson", "test_spearman"):
             if column in row:
@@ -173,6 +183,12 @@ def _media(result: "FitResult") -> dict[str, Any]:
     media["domain_correlation"] = wandb.plot.bar(
         _table(corr), "domain", "spearman", title=f"Spearman(weight, {label} loss) across runs (< 0: more weight, lower loss)"
     )
+    if result.intervals:
+        emitted = (result.evidence.get("emitted") or {}).get("probability_beats", {})
+        media["uncertainty"] = _table(pd.DataFrame(
+            [{"mixture": k, "mean": v[1], "low": v[0], "high": v[2], "p_chosen_beats": emitted.get(k)}
+             for k, v in result.intervals.items()]
+        ))
     weights = media["mixture"] = _table(mixture_frame(result).reset_index())
     media["mixture_chosen"] = wandb.plot.bar(weights, "domain", "chosen", title=f"chosen mixture for {label}")
     media["mixture_prior"] = wandb.plot.bar(weights, "domain", "prior", title="token prior")

@@ -80,14 +80,15 @@ def test_domains_are_pinned_by_name(cls):
 def test_choice_of_the_driving_regressor():
     X, y = table_for(linear_loss(5, seed=4), 60)
     result = compare(["ridge", "lightgbm"], X, y)
-    assert choose_drive(result, drive="auto", n_runs=60, min_runs_for_trees=128)[0] == "ridge"
-    assert choose_drive(result, drive="auto", n_runs=512, min_runs_for_trees=128)[0] == "lightgbm"
+    assert choose_drive(result, drive="rule", n_runs=60, min_runs_for_trees=128)[0] == "ridge"
+    assert choose_drive(result, drive="rule", n_runs=512, min_runs_for_trees=128)[0] == "lightgbm"
     best = result.table["oof_spearman"].idxmax()
     assert choose_drive(result, drive="best_oof", n_runs=60, min_runs_for_trees=128)[0] == best
+    assert choose_drive(result, drive="auto", n_runs=60, min_runs_for_trees=128)[0] == best  # evidence, not a rule
     assert choose_drive(result, drive="lightgbm", n_runs=10, min_runs_for_trees=128)[0] == "lightgbm"
     with pytest.raises(AnalysisError, match=r"regressor.drive='xgboost' was not compared"):
         choose_drive(result, drive="xgboost", n_runs=60, min_runs_for_trees=128)
-    with pytest.raises(AnalysisError, match="use auto, best_oof or one of"):
+    with pytest.raises(AnalysisError, match="use auto, best_oof, rule or one of"):
         choose_drive(result, drive="nope", n_runs=60, min_runs_for_trees=128)
 
 

@@ -27,6 +27,8 @@ FAST = ["regressor=quick", "simulation.n_candidates=20000", "simulation.top_k=20
 SUMMARY_KEYS = {
     "drive", "target", "predicted/chosen", "predicted/prior", "predicted/uniform", "predicted/best_run",
     "best_run/observed", "oof_spearman/ridge", "oof_spearman/lightgbm", "oof_spearman/xgboost", "runs/used",
+    "status", "status_line", "p_beats/prior", "p_beats/uniform", "p_beats/best_run", "interval/chosen/low",
+    "interval/chosen/high",
 }
 
 
@@ -147,7 +149,7 @@ def test_online_fit_from_a_wandb_sweep_logs_back_beside_its_proxies(tmp_path):
         assert config["proxies"]["sweep_id"] == "swpfit01" and config["proxies"]["runs"] == 30
         assert config["chosen"]["name"] == "from_sweep" and config["fit"]["source"]["kind"] == "wandb"
         assert SUMMARY_KEYS <= set(run.summary)
-        for key in ("comparison", "predictions", "mixture", "pred_vs_actual/ridge_table", "domain_correlation_table"):
+        for key in ("comparison", "predictions", "mixture", "uncertainty", "pred_vs_actual/ridge_table", "domain_correlation_table"):
             assert run.summary[key]["_type"] == "table-file", key
         emitted = (tmp_path / "mix" / "from_sweep.yaml").read_bytes()
         (artifact,) = fake.artifacts.find("from_sweep")

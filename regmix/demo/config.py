@@ -50,12 +50,11 @@ class DemoConfig:
     n_rank_check: int = 2
     """Extra proxy mixtures (spread over the proxy ranking) retrained at target scale for the
     rank-invariance check, beside emitted, prior, uniform and best proxy."""
-    domain_floor: float = 0.05
-    """Smallest weight of every train domain in the simulated candidates (fit.simulation.minimums).
-    With 48 tiny proxies the regression cannot see what a domain's absence costs a larger model,
-    and the argmax runs to the simplex's edge. Measured on this corpus (ridge, target scale):
-    no floor 3.87 nats (markov_soft dropped), 0.02 -> 2.37 (= uniform), 0.05 -> 2.05 (uniform 2.37).
-    Set 0 to let the regression alone decide."""
+    domain_floor: float = 0.0
+    """Smallest weight of every train domain in the simulated candidates (fit.simulation.minimums);
+    an ordinary opt-in constraint, off by default: the fit's risk-aware choice inside a trust
+    region around the proxies replaces it (docs/decisions.md). Earlier, with ridge's argmax,
+    no floor scored 3.87 nats (markov_soft dropped) against 2.05 with a floor of 0.05."""
     noise_seed: int = 1
     """Second seed of the emitted mixture at target scale: the seed-noise estimate."""
     jobs: int = 0

@@ -46,6 +46,21 @@ class DemoOutcome:
             share = sum(self.mixtures["emitted"].get(d) for d in self.blend)
             self.verdicts[f"puts most weight on the target's domains ({share:.0%})"] = share > 0.5
 
+    def forecasts(self) -> list[list[str]]:
+        """The fit's P(emitted beats X) against what happened at proxy and at target scale."""
+        emitted = self.fit.evidence.get("emitted") or {}
+        rows = []
+        for rival, label in (("prior", "prior"), ("uniform", "uniform"), ("best_run", "best_proxy")):
+            p = emitted.get("probability_beats", {}).get(rival)
+            if p is None or label not in self.at_target:
+                continue
+            proxy = self.at_proxy.get("emitted", float("nan")) < self.at_proxy.get(label, float("nan"))
+            target = self.at_target["emitted"] < self.at_target[label]
+            margin = self.at_target[label] - self.at_target["emitted"]
+            rows.append([label, f"{p:.0%}", "yes" if proxy else "no", "yes" if target else "no",
+                         f"{margin:+.4f} (noise {self.noise:.4f})"])
+        return rows
+
     @property
     def blend_share(self) -> float:
         return sum(self.mixtures["emitted"].get(d) for d in self.blend)
@@ -56,6 +71,9 @@ class DemoOutcome:
             lines.append(f"  {label:22} {loss:.4f}")
         lines.append(f"seed noise {self.noise:.4f}; proxy-vs-target rank Spearman {self.rank_spearman:.2f}")
         lines += [f"  [{'x' if ok else ' '}] emitted {what}" for what, ok in self.verdicts.items()]
+        lines.append(getattr(self.fit, "status_line", "") or "")
+        for rival, p, proxy, target, margin in self.forecasts():
+            lines.append(f"  P(emitted beats {rival}) {p}: came true at proxy scale {proxy}, at target scale {target} ({margin})")
         lines.append(f"wall time {self.wall_s / 60:.1f} min")
         return "\n".join(lines)
 
@@ -132,6 +150,16 @@ def write_report(outcome: DemoOutcome) -> Path:
         "## Verdict",
         "",
         *[f"- [{'x' if ok else ' '}] The emitted mixture {what}" for what, ok in outcome.verdicts.items()],
+        "",
+        "## The fit's forecasts, and whether they came true",
+        "",
+        f"{fit.status_line}",
+        "",
+        "P(emitted beats X) is the share of the fit's bagged regressors (fitted on the proxies) that predict "
+        "the emitted mixture's loss below X's; the probabilities are about proxy-scale loss.",
+        "",
+        markdown_table(["rival", "P(emitted beats it)", "came true at proxy scale", "came true at target scale",
+                        "target-scale margin"], outcome.forecasts()),
         "",
         "## Target loss at target scale",
         "",
