@@ -22,7 +22,7 @@ from analysis.compare import Comparison, choose_drive, compare_regressors, inter
 from analysis.config import FitAppConfig, SourceConfig
 from analysis.ensemble import BaggedRegressor
 from analysis.emit import check_free, emit_mixture, mixture_path, round_weights
-from analysis.report import check_report_free
+from analysis.report import previous_report
 from analysis.errors import AnalysisError
 from analysis.regressors import REGRESSORS, build_regressor, build_screen, is_linear
 from analysis.regressors.base import prediction_threads
@@ -199,7 +199,12 @@ def _fit(cfg: FitAppConfig, *, command: str | None, progress: bool, tracking: Fi
     path = mixture_path(out, cfg.mixture_dir)
     check_free(path, cfg.overwrite)
     report_dir = Path(cfg.report_dir) if cfg.report_dir else Path("reports") / out
-    check_report_free(report_dir, out, cfg.overwrite)
+    replaced = previous_report(report_dir, out)
+    if replaced is not None:  # only with an explicit report_dir: the default is one folder per mixture
+        warnings.append(
+            f"{report_dir} held the report of mixture {replaced!r}, replaced by this one's; "
+            "leave report_dir unset (reports/<out>/) to keep one report per mixture"
+        )
     cfg.report_dir = str(report_dir)  # the tracker's files go there too
     _check_settings(cfg)
 

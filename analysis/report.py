@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.errors import AnalysisError
 from regmix.atomic_file import write_text_atomic
 
 #: First line of report.md; names the emitted mixture the report belongs to.
@@ -168,19 +167,14 @@ def summary_text(result) -> str:
     return "\n".join(out)
 
 
-def check_report_free(folder: Path, name: str, overwrite: bool) -> None:
-    """Refuse to write the report of mixture `name` over another mixture's report in `folder`."""
+def previous_report(folder: Path, name: str) -> str | None:
+    """The mixture whose report `folder` holds when it is not `name`'s (None: empty or `name`'s)."""
     report = Path(folder) / "report.md"
     if not report.is_file():
-        return
+        return None
     with open(report, encoding="utf-8", errors="replace") as file:
         first = file.readline().rstrip("\n")
-    if first != TITLE.format(name=name) and not overwrite:
-        other = first.removeprefix("# regmix-fit: ") or "another fit"
-        raise AnalysisError(
-            f"{folder} holds the report of mixture {other!r}; pass report_dir=<another folder> "
-            "(the default, reports/<out>/, is one per emitted mixture) or overwrite=true"
-        )
+    return None if first == TITLE.format(name=name) else (first.removeprefix("# regmix-fit: ") or "another fit")
 
 
 def extrapolation_note(nearest_l1: float) -> list[str]:
