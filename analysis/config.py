@@ -28,8 +28,9 @@ class SourceConfig:
     'none' for no test source."""
     label: Optional[str] = None
     """Name of the source in reports and provenance; None = `kind`."""
-    root: str = "runs/${sweep}"
-    """local: folder searched recursively for run records (the training app's out_dir)."""
+    root: Optional[str] = None
+    """local: folder searched recursively for run records; None = `<runs_dir>/<sweep>` of each
+    sweep the command names (the training app's out_dir)."""
     mixtures: Optional[str] = None
     """csv: mixtures table (an index column, then one weight column per domain)."""
     losses: Optional[str] = None
@@ -248,10 +249,15 @@ class FitAppConfig:
     test: SourceConfig = field(default_factory=lambda: SourceConfig(kind="none"))
     """Held-out runs the fitted regressors are also scored on (never used for fitting);
     kind 'none' = no test source (e.g. test.kind=local test.root=runs/other)."""
-    sweep: str = "default"
-    """Sweep name: the local source reads runs/<sweep>/ by default."""
-    name: str = "${sweep}"
-    """Name of this analysis: report folder and default emitted name."""
+    sweep: Any = "default"
+    """Sweep name, or a list of them: the rounds of an active search ('sweep=[r0,r1]'), read
+    as one table (repeated mixtures merged) with the runs of each round counted. The local
+    source reads <runs_dir>/<sweep>/ of each (typed Any: a name or a list)."""
+    runs_dir: str = "runs"
+    """Where regmix-train put the runs of each sweep (its out_dir is runs/<sweep>)."""
+    name: str = "${regmix_sweeps:${sweep}}"
+    """Name of this analysis: report folder and default emitted name; default the sweep's
+    name ('r0-r1' for several)."""
     target: Any = None
     """Loss to minimise: a domain (target=pile_cc), a list of domains (equal weights) or a
     mapping domain -> weight ('target={pile_cc: 3, wikipedia_en: 1}'); weights are normalised,
@@ -278,9 +284,26 @@ class FitAppConfig:
     """W&B logging of the results (tables, charts, summary, the emitted mixture as an artifact)."""
 
 
+def register_sweeps_resolver() -> None:
+    """`${regmix_sweeps:${sweep}}`: a sweep name, or several joined as 'r0-r1' (idempotent)."""
+    from omegaconf import OmegaConf
+
+    from analysis.rounds import joined_name
+
+    if not OmegaConf.has_resolver("regmix_sweeps"):
+        OmegaConf.register_new_resolver("regmix_sweeps", lambda sweep: joined_name(_plain(sweep)))
+
+
+def _plain(value):
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+
+
 def register_fit_configs() -> None:
     """Register the schema with Hydra's ConfigStore (idempotent)."""
     from hydra.core.config_store import ConfigStore
 
+    register_sweeps_resolver()
     cs = ConfigStore.instance()
     cs.store(name="fit_schema", node=FitAppConfig)

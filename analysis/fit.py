@@ -26,6 +26,7 @@ from analysis.report import previous_report
 from analysis.errors import AnalysisError
 from analysis.regressors import REGRESSORS, build_regressor, build_screen, is_linear
 from analysis.regressors.base import prediction_threads
+from analysis.rounds import joined_name, sweep_names
 from analysis.runs_table import DropReport, RawRuns, RunsTable, check_usable, validate_runs
 from analysis.simulate import AGGREGATES, SimulationResult, simulate
 from analysis.sources import load_runs
@@ -85,10 +86,11 @@ def _logged(raw: RawRuns) -> list[str]:
     return list(raw.losses.columns)
 
 
-def _sweep_id(cfg: SourceConfig, sweep: str) -> str | None:
+def _sweep_id(cfg: SourceConfig, sweep) -> str | None:
     if cfg.kind == "wandb":
-        return cfg.wandb.sweep or cfg.wandb.group
-    return sweep if cfg.kind == "local" else (cfg.label or cfg.kind)
+        group = cfg.wandb.group
+        return cfg.wandb.sweep or (group if isinstance(group, str) or group is None else "+".join(group))
+    return joined_name(sweep) if cfg.kind == "local" else (cfg.label or cfg.kind)
 
 
 def _load_test(cfg: FitAppConfig, target: Target, domains: list[str], train_location: str) -> tuple[RunsTable, DropReport]:
@@ -192,7 +194,7 @@ def _fit(cfg: FitAppConfig, *, command: str | None, progress: bool, tracking: Fi
     warnings: list[str] = []
     clock = time.perf_counter()
 
-    raw = load_runs(cfg.source)
+    raw = load_runs(cfg.source, sweeps=sweep_names(cfg.sweep), runs_dir=cfg.runs_dir)
     check_usable(raw)  # empty / unreadable / unfinished: say so before anything about the target
     target = parse_target(cfg.target, _logged(raw))
     out = cfg.out or f"{cfg.name}_{target.slug}"

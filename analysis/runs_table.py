@@ -105,6 +105,8 @@ class DropReport:
     merged: list[list[str]] = field(default_factory=list)
     noise: dict[str, float] = field(default_factory=dict)
     """Median standard deviation of each loss over duplicate groups (only when there are some)."""
+    rounds: dict[str, int] = field(default_factory=dict)
+    """Runs used per sweep (round), in the order read, counted before duplicates are merged."""
 
     def lines(self, max_ids: int = 8) -> list[str]:
         """A short human summary, one line per reason, naming the first few runs."""
@@ -124,6 +126,8 @@ class DropReport:
             if self.noise:
                 noise = ", ".join(f"{d} {v:.4f}" for d, v in list(self.noise.items())[:4])
                 out.append(f"  noise (median std of loss over duplicates): {noise}")
+        if len(self.rounds) > 1:
+            out.append("  by round: " + ", ".join(f"{name} {n}" for name, n in self.rounds.items()))
         return out
 
 
@@ -239,6 +243,7 @@ def validate_runs(
         raise _no_runs_left(report, raw, "no usable runs")
 
     runs = runs[keep].copy()
+    report.rounds = runs_per_round(runs)
     w = w[keep] / sums[keep][:, None]
     weights = pd.DataFrame(w, index=runs.index, columns=domains)
     losses = losses[keep].astype(np.float64)
@@ -258,6 +263,13 @@ def validate_runs(
     if len(table) < min_runs:
         raise _no_runs_left(report, raw, f"only {len(table)} usable run(s), need at least {min_runs}")
     return table, report
+
+
+def runs_per_round(runs: pd.DataFrame) -> dict[str, int]:
+    """Runs per sweep (`runs.sweep`; '?' where a run recorded none), in the order they appear."""
+    sweeps = runs["sweep"].astype(object).where(runs["sweep"].notna(), "?").astype(str)
+    counts = sweeps.value_counts()
+    return {name: int(counts[name]) for name in pd.unique(sweeps)}
 
 
 def _merge_duplicates(

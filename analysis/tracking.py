@@ -14,7 +14,8 @@ What the run holds (keys as they appear in the W&B UI):
     plots/*      the report's PNG figures (when plots=true)
     summary      drive (the chosen regressor), predicted/{chosen,best_candidate,prior,uniform,
                  best_run}, best_run/{id,observed}, oof_spearman/<regressor> (test_spearman/
-                 with a test source), runs/{used,read,dropped}, emitted/{name,nearest_run_l1}
+                 with a test source), runs/{used,read,dropped}, runs/round/<sweep> (runs per round),
+                 emitted/{name,nearest_run_l1}
     artifact     the emitted mixture config, type `mixture`, named like the mixture, its
                  provenance as metadata (`wandb artifact get <entity>/<project>/<name>:latest`)
 
@@ -39,6 +40,7 @@ import yaml
 from analysis.config import FitAppConfig
 from analysis.errors import AnalysisError
 from analysis.report import domain_correlations, mixture_frame
+from analysis.rounds import joined_name
 from analysis.runs_table import RunsTable
 
 if TYPE_CHECKING:
@@ -90,7 +92,9 @@ def proxy_link(cfg: FitAppConfig, table: RunsTable) -> dict[str, Any]:
     recorded = [str(s) for s in pd.unique(table.runs["sweep"].dropna()) if str(s)]
     group = t.group or (source.wandb.group if from_wandb else None)
     if group is None:
-        group = recorded[0] if len(recorded) == 1 else cfg.sweep
+        group = recorded[0] if len(recorded) == 1 else joined_name(cfg.sweep)
+    elif not isinstance(group, str):  # several rounds' groups: the analysis run joins the first
+        group = list(group)[0]
     return {
         "project": t.project or (source.wandb.project if from_wandb else DEFAULT_PROJECT),
         "entity": t.entity or (source.wandb.entity if from_wandb else None),
@@ -121,6 +125,7 @@ def summary_values(result: "FitResult") -> dict[str, Any]:
         "runs/used": len(result.table),
         "runs/read": result.drops.total,
         "runs/dropped": len(result.drops.dropped),
+        **{f"runs/round/{name}": n for name, n in result.drops.rounds.items()},
         "emitted/name": result.emitted.stem,
         "emitted/nearest_run_l1": result.simulation.get("nearest_run_l1"),
         "warnings": len(result.warnings),

@@ -70,6 +70,14 @@ class TrainConfig:
     models on a busy box, and lets N processes use N cores."""
     log_every: int = 10
     """Optimizer steps between logged training points."""
+    logits_budget: Optional[int] = None
+    """Most logit elements the chunked cross-entropy holds at once; None = per device (CPU 4M,
+    CUDA 256M; see regmix.chunked_loss); 0 = the plain loss over the full logits."""
+    checkpoint_every: int = 100
+    """Optimizer steps between checkpoints in the run folder (0 = none); a preempted run resumes
+    from the last one."""
+    keep_checkpoint: bool = False
+    """Keep the last checkpoint when the run finishes (by default it is deleted)."""
 
 
 @dataclass

@@ -56,6 +56,15 @@ class MixtureBatches:
         batch = torch.from_numpy(rows)
         return batch[:, :-1], batch[:, 1:]
 
+    def state_dict(self) -> dict:
+        """Where the stream stands: the generator's state (a checkpoint resumes the same batches)."""
+        return {"domains": list(self.domains), "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        if list(state["domains"]) != self.domains:
+            raise ValueError(f"data state is for domains {state['domains']}, this stream draws from {self.domains}")
+        self.rng.bit_generator.state = state["rng"]
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         while True:
             yield self.next_batch()

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from regmix.chunked_loss import CPU_LOGITS_BUDGET, chunk_tokens_for, chunked_cross_entropy
 from regmix.config import ModelConfig
 
 #: Vocabularies are padded up to a multiple of this many ids: matmuls with a width that is
@@ -103,7 +104,8 @@ class ProxyLM(nn.Module):
         if isinstance(module, (nn.Linear, nn.Embedding)):
             nn.init.normal_(module.weight, mean=0.0, std=self.cfg.init_std)
 
-    def forward(self, ids: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
+    def hidden_states(self, ids: torch.Tensor) -> torch.Tensor:
+        """Final normalised hidden states (B, T, d): the output layer's input."""
         t = ids.shape[1]
         if t > self.cfg.max_seq_len:
             raise ValueError(f"sequence of {t} tokens exceeds model.max_seq_len={self.cfg.max_seq_len}")
@@ -111,10 +113,19 @@ class ProxyLM(nn.Module):
         x = self.embed(ids)
         for block in self.blocks:
             x = block(x, cos, sin)
-        logits = self.lm_head(self.norm(x))
+        return self.norm(x)
+
+    def forward(self, ids: torch.Tensor, targets: torch.Tensor | None = None, *, chunk_tokens: int | None = None) -> torch.Tensor:
+        """Logits, or with `targets` the mean cross-entropy computed `chunk_tokens` tokens at a time
+        (None: slices of at most CPU_LOGITS_BUDGET logits; 0: the plain loss over the full logits)."""
+        h = self.hidden_states(ids)
         if targets is None:
-            return logits
-        return F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1))
+            return self.lm_head(h)
+        if chunk_tokens == 0:
+            logits = self.lm_head(h)
+            return F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1))
+        chunk = chunk_tokens or chunk_tokens_for(self.vocab_size, CPU_LOGITS_BUDGET)
+        return chunked_cross_entropy(h, self.lm_head.weight, targets, chunk)
 
 
 def count_parameters(model: ProxyLM) -> dict[str, int]:

@@ -165,7 +165,7 @@ def write_sweep_spec(path: str | os.PathLike, spec: Mapping[str, Any]) -> Path:
 
     validate_sweep_spec(spec)
     header = (
-        "# W&B sweep spec written by regmix-sample: one proxy run per row of the mixtures table.\n"
+        "# W&B sweep spec written by regmix-sample (or regmix-propose): one proxy run per row of the mixtures table.\n"
         "# Create it with `wandb sweep <this file>` (or regmix-sweep), then run `wandb agent <id>` per GPU.\n"
     )
     text = header + yaml.dump(dict(spec), Dumper=_SpecDumper, sort_keys=False, width=100)

@@ -19,6 +19,9 @@ from typing import Any
 
 import torch
 
+from regmix.allocator import keep_freed_memory
+from regmix.checkpoint import load_checkpoint, remove_checkpoints, restore_rng_state, rng_state, save_checkpoint
+from regmix.chunked_loss import CPU_LOGITS_BUDGET, CUDA_LOGITS_BUDGET, chunk_tokens_for
 from regmix.config import MixtureConfig, TrainAppConfig, TrainConfig
 from regmix.corpus.store import CorpusMeta, check_eval_slice, read_meta
 from regmix.corpus.integrity import verify_corpus
@@ -120,7 +123,9 @@ def preemption_signals():
 
 
 @torch.no_grad()
-def evaluate(model: ProxyLM, windows: dict[str, torch.Tensor], *, batch_size: int, device, precision) -> dict[str, float]:
+def evaluate(
+    model: ProxyLM, windows: dict[str, torch.Tensor], *, batch_size: int, device, precision, chunk_tokens: int | None = None
+) -> dict[str, float]:
     """Mean next-token cross-entropy (nats/token) on each domain's fixed validation slice."""
     model.eval()
     losses = {}
@@ -129,7 +134,7 @@ def evaluate(model: ProxyLM, windows: dict[str, torch.Tensor], *, batch_size: in
         for start in range(0, len(rows), batch_size):
             chunk = rows[start : start + batch_size].to(device, non_blocking=True)
             with autocast_for(device, precision):
-                loss = model(chunk[:, :-1], chunk[:, 1:])
+                loss = model(chunk[:, :-1], chunk[:, 1:], chunk_tokens=chunk_tokens)
             n = chunk[:, 1:].numel()
             total += loss.item() * n
             count += n
@@ -149,6 +154,23 @@ def run_identity(record: dict[str, Any]) -> dict[str, Any]:
         "seed": record.get("seed"),
         "eval_tokens": cfg.get("eval", {}).get("tokens_per_domain"),
     }
+
+
+def _resume(run_dir: Path, record: dict, steps: int, model, optimizer, batches, device, log) -> int:
+    """Load the run's checkpoint into model, optimizer, data stream and RNG; returns the step to start at."""
+    ckpt = load_checkpoint(run_dir)
+    if ckpt is None:
+        return 0
+    if ckpt["identity"] != run_identity(record) or not 0 < ckpt["step"] < steps:
+        log(f"[regmix] {run_dir}: its checkpoint is from other settings; training from step 0")
+        return 0
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    batches.load_state_dict(ckpt["data"])
+    restore_rng_state(ckpt["rng"], device)
+    record["resumed_from_step"] = ckpt["step"]
+    log(f"[regmix] {run_dir}: resuming from the checkpoint at step {ckpt['step']}")
+    return ckpt["step"]
 
 
 def _now() -> str:
@@ -173,19 +195,25 @@ def _train_and_record(cfg, meta, mixture, record, resolved, windows, batches, st
     device = pick_device(tcfg.device)
     if device.type == "cpu" and tcfg.threads > 0:
         torch.set_num_threads(tcfg.threads)
+    keep_freed_memory()  # no per-step page faults on the host (see regmix.allocator)
     torch.manual_seed(cfg.seed)  # same init for every proxy (paper: shared seed)
     model = ProxyLM(cfg.model, meta.vocab_size).to(device)
     n_params = count_parameters(model)
     record["n_params"] = n_params
     optimizer = make_optimizer(model, tcfg, fused=device.type == "cuda")
     step_fn = torch.compile(model) if (tcfg.compile and device.type == "cuda") else model
+    budget = tcfg.logits_budget if tcfg.logits_budget is not None else (
+        CUDA_LOGITS_BUDGET if device.type == "cuda" else CPU_LOGITS_BUDGET
+    )
+    chunk_tokens = chunk_tokens_for(model.vocab_size, budget) if budget else 0
+    start_step = _resume(run_dir, record, steps, model, optimizer, batches, device, log)
 
     tracker = make_tracker(cfg.tracker)
     started = time.time()
     record["started_at"] = _now()
     tokens_per_step = tcfg.batch_size * tcfg.seq_len
     accum = tcfg.batch_size // micro
-    step, status, exit_code = 0, FAILED, 1
+    step, status, exit_code = start_step, FAILED, 1
     try:
         with preemption_signals():
             record["wandb"] = tracker.start(
@@ -196,7 +224,7 @@ def _train_and_record(cfg, meta, mixture, record, resolved, windows, batches, st
             log(f"[regmix] {run_dir}: {steps} steps x {tokens_per_step} tokens, {n_params['total']:,} params, {device}")
             loop_start = window_start = time.perf_counter()
             window_tokens = 0
-            for step in range(steps):
+            for step in range(start_step, steps):
                 lr = lr_at(step, steps, tcfg)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
@@ -204,7 +232,7 @@ def _train_and_record(cfg, meta, mixture, record, resolved, windows, batches, st
                     inputs, targets = batches.next_batch()
                     inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
                     with autocast_for(device, tcfg.precision):
-                        loss = step_fn(inputs, targets) / accum
+                        loss = step_fn(inputs, targets, chunk_tokens=chunk_tokens) / accum
                     loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
                 optimizer.step()
@@ -222,9 +250,16 @@ def _train_and_record(cfg, meta, mixture, record, resolved, windows, batches, st
                         step=step + 1,
                     )
                     window_start, window_tokens = time.perf_counter(), 0
+                if tcfg.checkpoint_every and (step + 1) % tcfg.checkpoint_every == 0 and step + 1 < steps:
+                    save_checkpoint(run_dir, {
+                        "identity": run_identity(record), "step": step + 1, "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(), "data": batches.state_dict(), "rng": rng_state(device),
+                    })
+                    log(f"[regmix] {run_dir}: checkpoint at step {step + 1}")
             # Training throughput (tokens/s of the step loop, data loading included), for benchmarks.
             record["train_s"] = round(time.perf_counter() - loop_start, 4)
-            val = evaluate(model, windows, batch_size=ecfg.batch_size, device=device, precision=tcfg.precision)
+            val = evaluate(model, windows, batch_size=ecfg.batch_size, device=device, precision=tcfg.precision,
+                           chunk_tokens=chunk_tokens)
             final = {f"val/{d}/loss": v for d, v in val.items()}
             final["tokens"] = steps * tokens_per_step
             final["val/mean/loss"] = sum(val.values()) / len(val)
@@ -244,6 +279,8 @@ def _train_and_record(cfg, meta, mixture, record, resolved, windows, batches, st
             tracker.finish(exit_code=exit_code)
         finally:
             write_record(run_dir, record)
+    if status == FINISHED and not tcfg.keep_checkpoint:
+        remove_checkpoints(run_dir)
     if status == PREEMPTED:
         log(f"[regmix] {run_dir}: {record['error']}; exiting {exit_code} so the scheduler re-queues it")
         sys.exit(exit_code)
@@ -274,6 +311,11 @@ def train_run(cfg: TrainAppConfig, *, resolved: dict[str, Any] | None = None, lo
     micro = tcfg.micro_batch_size or tcfg.batch_size
     if tcfg.batch_size % micro:
         raise ValueError(f"train.batch_size={tcfg.batch_size} is not a multiple of train.micro_batch_size={micro}")
+    if tcfg.checkpoint_every < 0 or (tcfg.logits_budget is not None and tcfg.logits_budget < 0):
+        raise ValueError(
+            f"train.checkpoint_every={tcfg.checkpoint_every} / train.logits_budget={tcfg.logits_budget} must not be "
+            "negative; use 0 for no checkpoints / the full-logits loss, or a positive number"
+        )
 
     # The run describes itself: the weights it trained on sit in its logged config as a nested
     # domain -> weight mapping, whether they came from the table, a name or the command line.

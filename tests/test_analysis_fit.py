@@ -55,7 +55,7 @@ def test_every_shipped_config_composes(source, regressor):
     assert isinstance(cfg, FitAppConfig) and cfg.source.kind == {"paper": "csv"}.get(source, source)
     assert cfg.report_dir is None  # reports/<emitted name>/ at fit time: one folder per target
     if source == "local":
-        assert cfg.source.root == "runs/demo" and cfg.test.kind == "none"
+        assert cfg.source.root is None and cfg.name == "demo" and cfg.test.kind == "none"
     if source == "paper":
         assert cfg.target == "pile_cc" and cfg.test.kind == "csv" and cfg.test.mixtures.endswith("test_mixture_1m.csv")
         assert len(cfg.simulation.prior) == 17

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 BIN = Path(sys.executable).parent
-COMMANDS = ["regmix-prepare", "regmix-sample", "regmix-train", "regmix-sweep", "regmix-fit", "regmix-demo"]
+COMMANDS = ["regmix-prepare", "regmix-sample", "regmix-train", "regmix-sweep", "regmix-fit", "regmix-propose", "regmix-demo"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -117,6 +117,8 @@ def test_group_and_tag_selectors(fake):
     assert sorted(r["mixture_index"] for r in by_tag.records) == [1, 3, 5]
     both = pull_wandb_runs(fast_config(group="g1", tags=["keep"]))
     assert sorted(r["mixture_index"] for r in both.records) == [1, 3]
+    rounds = pull_wandb_runs(fast_config(group=["g1", "g2"]))  # the rounds of an active search
+    assert sorted(r["mixture_index"] for r in rounds.records) == [0, 1, 2, 3, 4, 5]
 
 
 def test_runs_without_weights_or_losses_are_skipped_and_reported(fake):

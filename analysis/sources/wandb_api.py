@@ -54,7 +54,9 @@ class WandbSourceConfig:
     """Sweep id (the 8-character id `wandb sweep` printed), or the path `wandb agent` takes
     (`<entity>/<project>/<id>`, `<project>/<id>`) or the sweep's URL: its entity and project
     then come from the path."""
-    group: Optional[str] = None
+    group: Any = None
+    """W&B group, or a list of groups (the rounds of an active search: regmix-train logs each
+    sweep's runs in group `<sweep>`); typed Any so the command line can give a list."""
     tags: List[str] = field(default_factory=list)
     """Runs carrying any of these tags."""
     per_page: int = 1000
@@ -107,7 +109,8 @@ def run_filters(cfg: WandbSourceConfig) -> dict[str, Any]:
     if cfg.sweep:
         clauses.append({"sweep": cfg.sweep})
     if cfg.group:
-        clauses.append({"group": cfg.group})
+        groups = [cfg.group] if isinstance(cfg.group, str) else list(cfg.group)
+        clauses.append({"group": groups[0]} if len(groups) == 1 else {"group": {"$in": groups}})
     if cfg.tags:
         clauses.append({"tags": {"$in": list(cfg.tags)}})
     return {"$and": clauses}

@@ -12,53 +12,27 @@ writes, under `out_dir` (default sweeps/):
 
 from __future__ import annotations
 
-import datetime as _dt
-import json
-import re
-import shlex
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from regmix.atomic_file import write_text_atomic
 from regmix.cli.hydra_app import CONF_DIR, quiet_broken_pipe, user_errors_exit
 from regmix.config import SampleAppConfig, SamplerConfig, register_configs
 from regmix.corpus.store import read_meta
-from regmix.sampler import (
-    SamplerError,
-    check_n_mixtures,
-    normalize_prior,
-    sample_mixtures,
-    settings_path,
-    table_path,
-    write_mixtures_table,
+from regmix.sampler import SamplerError, check_n_mixtures, normalize_prior, sample_mixtures
+from regmix.sweep_files import (
+    DEFAULT_OUT_DIR,
+    SampleOutputs,
+    check_sweep_name,
+    check_table_free,
+    fixed_with_table,
+    write_sweep,
 )
-from regmix.sweep_spec import build_sweep_spec, grid_warnings, spec_path, write_sweep_spec
+from regmix.sweep_spec import build_sweep_spec
 
 register_configs()
-
-#: Where regmix-train looks for a sweep's table by default (MixtureConfig.table).
-DEFAULT_OUT_DIR = "sweeps"
-#: A sweep name becomes file names and a Hydra value: keep it to safe characters.
-SWEEP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-SETTINGS_SCHEMA = 1
-
-
-@dataclass
-class SampleOutputs:
-    """What `sample_sweep` wrote, and the commands that use it."""
-
-    table: Path
-    settings: Path
-    spec: Path
-    n_mixtures: int
-    stats: dict
-    warnings: list[str] = field(default_factory=list)
-    local_command: str = ""
-    wandb_command: str = ""
 
 
 def _target_for(meta, target: str | None) -> str | None:
@@ -89,61 +63,34 @@ def sample_sweep(
     """
     settings = settings or SamplerConfig()
     check_n_mixtures(n_mixtures)  # before the spec: a grid of 10^8 values is unbounded too
-    if not SWEEP_NAME.match(sweep or ""):
-        raise SamplerError(f"sweep={sweep!r} is not a usable name; use letters, digits, '_', '-', '.' (e.g. sweep=pile_1m)")
-    out = Path(out_dir)
-    table_file, settings_file, spec_file = table_path(out, sweep), settings_path(out, sweep), spec_path(out, sweep)
-    if table_file.exists() and not overwrite:
-        raise SamplerError(
-            f"{table_file} already exists and runs may depend on it; pass overwrite=true to replace it "
-            "or pick another sweep= name"
-        )
+    check_sweep_name(sweep)
+    table_file = check_table_free(out_dir, sweep, overwrite)
     meta = read_meta(data_dir)
     domains = meta.train_domains
     if not domains:
         raise SamplerError(f"corpus {meta.name!r} at {data_dir} has no train domains; prepare it with some")
     prior = normalize_prior(settings.prior if settings.prior else meta.token_prior(), domains)
     target = _target_for(meta, target)
-
-    fixed = list(fixed)
-    if Path(out_dir) != Path(DEFAULT_OUT_DIR) and not any(f.split("=", 1)[0] == "mixture.table" for f in fixed):
-        # regmix-train reads sweeps/<sweep>.mixtures.csv by default: point it at this table.
-        fixed.append(f"mixture.table={table_file.as_posix()}")
     # Built (and its fixed items checked) before sampling, so a bad item fails fast.
-    spec = build_sweep_spec(sweep=sweep, n_mixtures=n_mixtures, fixed=fixed, target=target)
+    build_sweep_spec(sweep=sweep, n_mixtures=n_mixtures, fixed=fixed_with_table(fixed, out_dir, table_file), target=target)
 
     table = sample_mixtures(prior, n_mixtures, seed=seed, settings=settings)
-    stats = dict(table.attrs.get("sampler_stats", {}))
-    table_sha = write_mixtures_table(table_file, table)
     record = {
-        "schema": SETTINGS_SCHEMA,
-        "sweep": sweep,
-        "n_mixtures": int(n_mixtures),
         "seed": int(seed),
         "sampler": asdict(settings),
         "prior": prior,
         "domains": domains,
         "corpus": meta.identity(data_dir),
-        "target": target,
-        "stats": stats,
-        "table": table_file.name,
-        "table_sha256": table_sha,
-        "spec": spec_file.name,
-        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    write_text_atomic(settings_file, json.dumps(record, indent=2) + "\n")
-    write_sweep_spec(spec_file, spec)
-
-    local = ["regmix-train", "-m", f"sweep={sweep}", f"mixture.index=range(0,{n_mixtures})", *fixed]
-    return SampleOutputs(
-        table=table_file,
-        settings=settings_file,
-        spec=spec_file,
-        n_mixtures=int(n_mixtures),
-        stats=stats,
-        warnings=grid_warnings(spec),
-        local_command=shlex.join(local),
-        wandb_command=shlex.join(["wandb", "sweep", spec_file.as_posix()]),
+    return write_sweep(
+        table,
+        sweep=sweep,
+        record=record,
+        out_dir=out_dir,
+        fixed=fixed,
+        target=target,
+        overwrite=overwrite,
+        stats=dict(table.attrs.get("sampler_stats", {})),
     )
 
 

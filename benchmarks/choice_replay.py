@@ -1,0 +1,191 @@
+"""Replay active rounds on the RegMix paper's released 1M-proxy runs: how many proxies buy a good choice?
+
+Pool = the 512 released training runs (their losses are revealed only when a round picks them),
+test = the 256 released test mixtures, target Pile-CC validation loss, LightGBM as in the paper
+(lr 0.01, 1000 rounds). Per seed:
+
+- random: the first n of a seeded permutation of the pool;
+- active: the same first 32, then rounds of 32 chosen by `regmix-propose`'s own code path
+  (`analysis.propose.run_propose` in pool mode: CSV source of the runs so far, the pool as
+  `candidates=`, each round written as a sweep in a temporary folder);
+- all: every one of the 512 runs (the ceiling).
+
+Each selection's LightGBM then ranks the 256 test mixtures: regret@1 = true loss of the mixture
+it ranks first minus the true best (nats), hit@10 = overlap of its top 10 with the true top 10,
+Spearman x100 over all 256. One table of means and standard deviations over the seeds per scorer:
+
+- `fit`: regmix-fit's LightGBM (lr 0.01, 1000 rounds, leaves of at least n // 20 runs in [2, 20]);
+- `lgbm20`: the same with LightGBM's own default leaf size (20 runs), as an unmodified
+  LGBMRegressor with the paper's lr and rounds would fit;
+- `choice`: regmix-fit's choice objective: 8 bootstrap bags of `fit`'s LightGBM, each test
+  mixture ranked by the members' 0.8 quantile (`regressor.bags`, `choice.quantile`; the trust
+  region and shrinking of the choice act on simulated candidates, not on a fixed test set).
+
+The top three test mixtures lie within 0.004 nats, and which of them ranks first depends on the
+scorer: all three are shown.
+
+    python benchmarks/choice_replay.py              # 5 seeds (a few minutes on 2 cores)
+    python benchmarks/choice_replay.py --seeds 2    # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+
+from analysis.config import ChoiceConfig, RegressorsConfig, SourceConfig
+from analysis.ensemble import BaggedRegressor
+from analysis.propose import run_propose
+from analysis.propose_config import ProposeAppConfig
+from analysis.regressors import build_regressor
+
+DATA = Path(os.environ.get("REGMIX_PAPER_DATA", "../shared/data/regmix-paper"))
+WEIGHT_PREFIX = "train_the_pile_"
+LOSS_PREFIX, LOSS_SUFFIX = "metric/the_pile_", "_val_loss"
+TARGET = "pile_cc"
+#: Runs at which both selections are scored; the active one starts from START random runs
+#: and adds BATCH per round (the issue's and facts §7's protocol).
+CHECKPOINTS = (64, 128, 256)
+START, BATCH = 32, 32
+
+
+def _read(split: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    mixtures = pd.read_csv(DATA / f"{split}_mixture_1m.csv").set_index("index")
+    losses = pd.read_csv(DATA / f"{split}_pile_loss_1m.csv").set_index("index")
+    return mixtures, losses.loc[mixtures.index]
+
+
+def _xy(mixtures: pd.DataFrame, losses: pd.DataFrame, domains: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+    weights = mixtures[[WEIGHT_PREFIX + d for d in domains]].to_numpy(dtype=np.float64)
+    weights = pd.DataFrame(weights / weights.sum(axis=1, keepdims=True), columns=domains)
+    return weights, losses[LOSS_PREFIX + TARGET + LOSS_SUFFIX].to_numpy(dtype=np.float64)
+
+
+#: Scorers: name -> (LightGBM min_child_samples (None = regmix-fit's scaled default), bagged choice objective).
+SCORERS = {"fit": (None, False), "lgbm20": (20, False), "choice": (None, True)}
+
+
+def score(pool_x: pd.DataFrame, pool_y: np.ndarray, rows: np.ndarray, test_x: pd.DataFrame, test_y: np.ndarray,
+          seed: int, leaf: int | None = None, bagged: bool = False) -> tuple[float, float, int]:
+    """(Spearman x100, regret@1, hit@10) of a paper-recipe LightGBM fitted on `rows` of the pool
+    (bagged and ranked by the members' upper quantile with `bagged`, as regmix-fit's choice)."""
+    config = RegressorsConfig()
+    config.lightgbm.min_child_samples = leaf
+    model = build_regressor("lightgbm", config, seed=seed, predict_threads=1)
+    if bagged:
+        ensemble = BaggedRegressor(model, n_bags=config.bags, random_state=seed).fit(pool_x.iloc[rows], pool_y[rows])
+        predicted = np.quantile(ensemble.predict_members(test_x), ChoiceConfig().quantile, axis=0)
+    else:
+        predicted = model.fit(pool_x.iloc[rows], pool_y[rows]).predict(test_x)
+    regret = float(test_y[np.argmin(predicted)] - test_y.min())
+    hit = len(set(np.argsort(predicted)[:10]) & set(np.argsort(test_y)[:10]))
+    return float(spearmanr(predicted, test_y).statistic * 100), regret, hit
+
+
+def active_rounds(mixtures: pd.DataFrame, losses: pd.DataFrame, start: np.ndarray, seed: int, work: Path,
+                  acquisition: dict) -> dict[int, np.ndarray]:
+    """Pool positions chosen by regmix-propose's rounds, at each checkpoint."""
+    pool_file = work / "pool.csv"
+    mixtures.reset_index().to_csv(pool_file, index=False)
+    position = {int(i): p for p, i in enumerate(mixtures.index)}
+    chosen = list(start)
+    out: dict[int, np.ndarray] = {}
+    for round_no in range(1, len(mixtures)):
+        if len(chosen) in CHECKPOINTS:
+            out[len(chosen)] = np.asarray(chosen)
+        if len(chosen) >= max(CHECKPOINTS):
+            return out
+        known = mixtures.index[chosen]
+        mixtures.loc[known].reset_index().to_csv(work / "runs_m.csv", index=False)
+        losses.loc[known].reset_index().to_csv(work / "runs_l.csv", index=False)
+        cfg = ProposeAppConfig(
+            source=SourceConfig(kind="csv", label="paper-replay", mixtures=str(work / "runs_m.csv"),
+                                losses=str(work / "runs_l.csv"), weight_prefix=WEIGHT_PREFIX, loss_prefix=LOSS_PREFIX,
+                                loss_suffix=LOSS_SUFFIX, model="1m", tokens=1_000_000_000),
+            sweep=f"s{seed}r{round_no - 1}",
+            out=f"s{seed}r{round_no}",
+            k=BATCH,
+            target=TARGET,
+            candidates=str(pool_file),
+            candidates_prefix=WEIGHT_PREFIX,
+            seed=seed * 1000 + round_no,
+            out_dir=str(work / "sweeps"),
+        )
+        for key, value in acquisition.items():
+            setattr(cfg.acquisition, key, value)
+        result = run_propose(cfg)
+        chosen += [position[int(i)] for i in result.predicted["pool_row"]]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5, help="seeds (default 5)")
+    parser.add_argument("--kind", default=None, help="acquisition.kind (default: regmix-propose's)")
+    args = parser.parse_args(argv)
+    if not (DATA / "train_mixture_1m.csv").is_file():
+        print(f"skipped: the paper's released runs are not at {DATA} (set REGMIX_PAPER_DATA)")
+        return 0
+    pool_m, pool_l = _read("train")
+    test_m, test_l = _read("test")
+    domains = [c[len(WEIGHT_PREFIX) :] for c in pool_m.columns if c.startswith(WEIGHT_PREFIX)]
+    pool_x, pool_y = _xy(pool_m, pool_l, domains)
+    test_x, test_y = _xy(test_m, test_l, domains)
+    acquisition = {"kind": args.kind} if args.kind else {}
+
+    rows: list[dict] = []
+    clock = time.perf_counter()
+    active_s = 0.0
+    for seed in range(args.seeds):
+        order = np.random.default_rng(seed).permutation(len(pool_x))
+        tick = time.perf_counter()
+        with tempfile.TemporaryDirectory() as work:
+            chosen = active_rounds(pool_m, pool_l, order[:START], seed, Path(work), acquisition)
+        active_s += time.perf_counter() - tick
+        selections = [*(("random", order[:n]) for n in CHECKPOINTS), *(("active", picked) for picked in chosen.values()),
+                      ("all", np.arange(len(pool_x)))]
+        for scorer, (leaf, bagged) in SCORERS.items():
+            for selection, picked in selections:
+                metrics = score(pool_x, pool_y, picked, test_x, test_y, seed, leaf, bagged)
+                rows.append({"scorer": scorer, "runs": len(picked), "selection": selection, "seed": seed,
+                             **dict(zip(("spearman", "regret", "hit"), metrics))})
+        print(f"seed {seed} done ({time.perf_counter() - clock:.0f} s)", file=sys.stderr, flush=True)
+    total = time.perf_counter() - clock
+
+    frame = pd.DataFrame(rows)
+    kind = acquisition.get("kind") or ProposeAppConfig().acquisition.kind
+    print(f"choice replay on the paper's 1M runs: pool 512, test 256, target {TARGET}, LightGBM 1000 x 0.01; "
+          f"{args.seeds} seeds; active = {START} random + rounds of {BATCH} by regmix-propose ({kind})")
+    for scorer, (leaf, bagged) in SCORERS.items():
+        stats = frame[frame.scorer == scorer].drop(columns=["scorer", "seed"]).groupby(["runs", "selection"], sort=False)
+        stats = stats.agg(["mean", "std"])
+        ranked = f", {RegressorsConfig().bags} bags ranked by their {ChoiceConfig().quantile} quantile" if bagged else ""
+        print(f"\nscorer {scorer}: LightGBM min_child_samples={leaf or 'n // 20 in [2, 20] (regmix-fit)'}{ranked}")
+        print("| runs | selection | Spearman x100 | regret@1 (nats) | hit@10 |")
+        print("|---|---|---|---|---|")
+        for (n, selection), row in sorted(stats.iterrows(), key=lambda kv: (kv[0][0], kv[0][1] != "random")):
+            cells = [f"{row[(m, 'mean')]:{fmt}} ± {np.nan_to_num(row[(m, 'std')]):{fmt}}"
+                     for m, fmt in (("spearman", ".1f"), ("regret", ".4f"), ("hit", ".1f"))]
+            print(f"| {n} | {selection} | " + " | ".join(cells) + " |")
+        mean = stats.xs("mean", axis=1, level=1)
+        a128, r256, all512 = mean.loc[(128, "active")], mean.loc[(256, "random")], mean.loc[(len(pool_x), "all")]
+        beats = a128.regret < r256.regret and a128.hit > r256.hit
+        print(f"active 128 vs random 256: regret@1 {a128.regret:.4f} vs {r256.regret:.4f}, hit@10 {a128.hit:.1f} vs "
+              f"{r256.hit:.1f} -> {'beats' if beats else 'does NOT beat'} it on both")
+        print(f"active 128 vs all 512: regret@1 {a128.regret:.4f} vs {all512.regret:.4f} "
+              f"(gap {a128.regret - all512.regret:+.4f} nats; within 0.005: {a128.regret - all512.regret <= 0.005})")
+    print(f"time: {total:.0f} s wall in all, {active_s:.0f} s of it in the active rounds "
+          f"(ratio active/total {active_s / total:.2f}); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
