@@ -3,6 +3,7 @@
 Stages, each a module with one job (all torch-free; `regmix-fit` runs them in order):
 
 - `sources`      runs from local run records, CSV tables or the W&B API, as one raw table;
+- `paper_data`   the paper's released runs, fetched once, verified (sha256) and cached;
 - `runs_table`   validation: finished runs only, named domains, finite losses, valid weights,
                  duplicate mixtures merged (their spread kept), model sizes/corpora not mixed;
 - `target`       the loss to minimise: one domain or a weighted combination;
@@ -11,6 +12,6 @@ Stages, each a module with one job (all torch-free; `regmix-fit` runs them in or
 - `candidates`   RegMix's generator around the token prior, in float32 chunks, within caps/minimums;
 - `simulate`     candidates screened and scored in chunks, top-k aggregated;
 - `emit`         the chosen mixture as a Hydra config entry (conf/mixture/<out>.yaml);
-- `report`, `plots`  markdown, CSV and PNG figures; `fit.run_fit` ties it together, `cli` is regmix-fit;
-- `synthetic`    runs tables from known loss functions (known-answer tests, scale benchmark).
+- `result`       what a fit produced (`FitResult`) and the tables report, plots and W&B share;
+- `report`, `plots`  markdown, CSV and PNG figures; `fit.run_fit` ties it together, `cli` is regmix-fit.
 """

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import shlex
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from analysis.config import FitAppConfig, register_fit_configs
-from regmix.cli.hydra_app import CONF_DIR, quiet_broken_pipe, user_errors_exit
+from regmix.cli.hydra_app import hydra_main
 
 register_fit_configs()
 
@@ -30,9 +29,7 @@ def _command() -> str:
     return shlex.join(["regmix-fit", *overrides])
 
 
-@quiet_broken_pipe
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="fit")
-@user_errors_exit
+@hydra_main("fit")
 def main(cfg: DictConfig) -> None:
     from analysis.fit import run_fit
     from analysis.report import summary_text

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import shlex
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from analysis.propose_config import ProposeAppConfig, register_propose_configs
-from regmix.cli.hydra_app import CONF_DIR, quiet_broken_pipe, user_errors_exit
+from regmix.cli.hydra_app import hydra_main
 
 register_propose_configs()
 
@@ -28,9 +27,7 @@ def _command() -> str:
     return shlex.join(["regmix-propose", *overrides])
 
 
-@quiet_broken_pipe
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="propose")
-@user_errors_exit
+@hydra_main("propose")
 def main(cfg: DictConfig) -> None:
     from analysis.propose import run_propose, summary_text
 

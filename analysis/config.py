@@ -31,6 +31,9 @@ class SourceConfig:
     root: Optional[str] = None
     """local: folder searched recursively for run records; None = `<runs_dir>/<sweep>` of each
     sweep the command names (the training app's out_dir)."""
+    dataset: Optional[str] = None
+    """csv: a released dataset whose files `mixtures` and `losses` name ('regmix-paper': the
+    paper's runs, fetched into the cache on first use; see analysis.paper_data). None = paths."""
     mixtures: Optional[str] = None
     """csv: mixtures table (an index column, then one weight column per domain)."""
     losses: Optional[str] = None

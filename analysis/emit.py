@@ -21,6 +21,7 @@ import yaml
 from analysis.errors import AnalysisError
 from regmix.mixture import Mixture
 from regmix.atomic_file import write_text_atomic
+from regmix.hydra_conf import user_mixture_dir
 
 #: A Hydra option name: `mixture=<out>` must parse as one plain value.
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -29,10 +30,8 @@ _INTERPOLATION = re.compile(r"(\\*)\$\{")
 
 
 def default_mixture_dir() -> Path:
-    """The project's conf/mixture, where `regmix-train mixture=<name>` looks."""
-    from regmix.cli.hydra_app import CONF_DIR
-
-    return Path(CONF_DIR) / "mixture"
+    """./conf/mixture of the working directory, where `regmix-train mixture=<name>` looks."""
+    return user_mixture_dir()
 
 
 def mixture_path(out: str, mixture_dir: str | os.PathLike | None) -> Path:

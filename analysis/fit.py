@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,6 +30,7 @@ from analysis.runs_table import DropReport, RawRuns, RunsTable, check_usable, va
 from analysis.simulate import AGGREGATES, SimulationResult, simulate
 from analysis.sources import load_runs
 from analysis.target import Target, parse_target
+from analysis.result import FitResult
 from analysis.tracking import FitTracking
 from regmix.mixture import Mixture
 
@@ -38,47 +38,6 @@ from regmix.mixture import Mixture
 #: Objectives of `choice.objective`: the members' upper quantile, their mean, or the driving
 #: regressor fitted on all runs (the paper's recipe).
 OBJECTIVES = ("upper", "mean", "driver")
-
-
-@dataclass
-class FitResult:
-    """Everything `regmix-fit` produced; the report and the emitted file are on disk too."""
-
-    comparison: pd.DataFrame
-    """Scores per regressor (oof_* and test_* spearman/pearson/mse/r2, fit_s)."""
-    drive: str
-    drive_reason: str
-    mixture: Mixture
-    """The emitted mixture (rounded weights over every train domain)."""
-    predicted: dict[str, float]
-    """Target loss the driving regressor predicts for: chosen, best_candidate, prior, uniform, best_run."""
-    best_run: dict
-    """The run with the lowest observed target loss: id, loss, predicted, weights."""
-    emitted: Path
-    report_dir: Path
-    target: Target
-    table: RunsTable
-    drops: DropReport
-    test_table: RunsTable | None = None
-    test_drops: DropReport | None = None
-    simulation: dict = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-    cross_check: dict[str, dict[str, float]] = field(default_factory=dict)
-    """Target loss each compared regressor predicts for the chosen mixture, the best run and the prior."""
-    details: dict = field(default_factory=dict)
-    """Arrays the report draws from: oof/test predictions, top candidates, prior, bounds."""
-    tracked: Any = None
-    """The W&B run the results were logged to (`analysis.tracking.TrackedRun`), if tracker.mode is on."""
-    evidence: dict = field(default_factory=dict)
-    """P(emitted beats prior / uniform / best run) and intervals of the loss differences."""
-    intervals: dict[str, tuple[float, float, float]] = field(default_factory=dict)
-    """Members' (low, mean, high) predicted loss per mixture (chosen, prior, uniform, best_run)."""
-    status: str = "supported"
-    """'supported', 'shrunk', 'fallback' (weak evidence: moved toward the best supported point)
-    or 'weak' (weak evidence, choice.shrink=false: emitted unshrunk, said so)."""
-    status_line: str = ""
-    constraints: dict = field(default_factory=dict)
 
 
 def _logged(raw: RawRuns) -> list[str]:

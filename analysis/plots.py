@@ -16,7 +16,7 @@ matplotlib.use("Agg")  # before pyplot: files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from analysis.report import domain_correlations, mixture_frame  # noqa: E402
+from analysis.result import domain_correlations, mixture_frame  # noqa: E402
 
 DPI = 110
 

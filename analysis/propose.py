@@ -4,7 +4,7 @@ An active round: the runs are read and validated as `regmix-fit` reads them (sev
 merged, runs counted per round), a bagged ensemble of the paper's regressor is fitted on them,
 every candidate (a given pool, or RegMix generator draws within the fit's constraints) is
 predicted by every member, and `analysis.acquisition` picks the batch. The batch is written
-through `regmix.sweep_files.write_sweep`, exactly like `regmix-sample`'s output, plus its
+through `regmix.sweep.write.write_sweep`, exactly like `regmix-sample`'s output, plus its
 parents (sweeps, runs, the runs table's hash, the acquisition and the seed), so `regmix-train
 -m`, `regmix-sweep` and `wandb agent` run it unchanged. Everything is checked before the first
 file is written: a bad input writes nothing.
@@ -32,11 +32,12 @@ from analysis.rounds import sweep_names
 from analysis.runs_table import DropReport, RunsTable, check_usable, validate_runs
 from analysis.sources import load_runs
 from analysis.target import Target, parse_target
-from regmix.sampler import INDEX_COLUMN, settings_path
-from regmix.sweep_files import SampleOutputs, check_sweep_name, check_table_free, write_sweep
-from regmix.sweep_spec import read_sweep_spec, spec_path
+from regmix.sampler import INDEX_COLUMN
+from regmix.sweep.files import settings_path, spec_path
+from regmix.sweep.spec import read_sweep_spec
+from regmix.sweep.write import SampleOutputs, check_sweep_name, check_table_free, write_sweep
 
-#: The item of a sweep spec's command after the fixed items (regmix.sweep_spec.TRACKER_ITEM).
+#: The item of a sweep spec's command after the fixed items (regmix.sweep.spec.TRACKER_ITEM).
 _TRACKER_PREFIX = "tracker="
 
 

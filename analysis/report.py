@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.result import domain_correlations, mixture_frame
 from regmix.atomic_file import write_text_atomic
 
 #: First line of report.md; names the emitted mixture the report belongs to.
@@ -67,30 +68,6 @@ def predicted_rows(result) -> list[list[object]]:
         ["token prior", p["prior"], ""],
         ["uniform", p["uniform"], ""],
     ]
-
-
-def mixture_frame(result) -> pd.DataFrame:
-    domains = result.table.domains
-    d = result.details
-    frame = pd.DataFrame(
-        {
-            "chosen": [result.mixture[x] for x in domains],
-            "prior": d["prior"],
-            "uniform": 1.0 / len(domains),
-            "best_run": [result.best_run["weights"][x] for x in domains],
-            "lower": d["lower"],
-            "upper": d["upper"],
-        },
-        index=pd.Index(domains, name="domain"),
-    )
-    return frame
-
-
-def domain_correlations(result) -> pd.Series:
-    """Spearman correlation of each domain's weight with the target loss across runs."""
-    y = pd.Series(result.details["y"], index=result.table.weights.index)
-    with np.errstate(all="ignore"):
-        return result.table.weights.apply(lambda col: col.corr(y, method="spearman")).rename("spearman")
 
 
 def _simulation_lines(sim: dict) -> list[str]:

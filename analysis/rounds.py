@@ -20,7 +20,7 @@ import pandas as pd
 from analysis.errors import AnalysisError
 from analysis.runs_table import RawRuns
 
-#: A sweep name becomes file and folder names (regmix.sweep_files.SWEEP_NAME).
+#: A sweep name becomes file and folder names (regmix.sweep.files.SWEEP_NAME).
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 

@@ -39,12 +39,12 @@ import yaml
 
 from analysis.config import FitAppConfig
 from analysis.errors import AnalysisError
-from analysis.report import domain_correlations, mixture_frame
+from analysis.result import domain_correlations, mixture_frame
 from analysis.rounds import joined_name
 from analysis.runs_table import RunsTable
 
 if TYPE_CHECKING:
-    from analysis.fit import FitResult
+    from analysis.result import FitResult
 
 MODES = ("offline", "online", "disabled")
 #: Tag every analysis run carries, so `tags: regmix-fit` finds them all in a project.

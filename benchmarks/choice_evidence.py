@@ -45,7 +45,7 @@ def main() -> int:
     from analysis.regressors import build_regressor
     from analysis.runs_table import validate_runs
     from analysis.simulate import simulate
-    from analysis.synthetic import TARGET, interaction_loss, linear_loss, scaled_sampler, synthetic_runs
+    from tests.support.synthetic_runs import TARGET, interaction_loss, linear_loss, scaled_sampler, synthetic_runs
 
     cfg = RegressorsConfig(
         lightgbm=LightGBMConfig(n_estimators=300, learning_rate=0.05),

@@ -5,7 +5,7 @@ CSV files and run through `run_fit` exactly as `regmix-fit source=csv` would: va
 ridge/LightGBM/XGBoost compared 5-fold out of fold, 1,000,000 candidates simulated in chunks,
 mixture emitted, report written. Prints the time of each stage and the peak memory (RSS),
 and how close the chosen mixture's true loss is to the known optimum's. The simulation's
-Dirichlet strengths are scaled with the number of domains (see analysis.synthetic.scaled_sampler).
+Dirichlet strengths are scaled with the number of domains (see tests.support.synthetic_runs.scaled_sampler).
 
     python benchmarks/fit_scale.py [--runs 10000] [--domains 100] [--candidates 1000000]
 """
@@ -19,6 +19,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+# Known-answer runs are test support (tests/support/), not part of the package: run from a checkout.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def peak_rss_mib() -> float:
@@ -35,13 +38,13 @@ def main() -> int:
 
     import matplotlib.pyplot  # noqa: F401  (imports are not timed)
     import numpy as np
-    from hydra import compose, initialize_config_dir
+    from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
 
     from analysis.config import register_fit_configs
     from analysis.fit import run_fit
-    from analysis.synthetic import TARGET, interaction_loss, scaled_sampler, synthetic_runs
-    from regmix.cli.hydra_app import CONF_DIR
+    from tests.support.synthetic_runs import TARGET, interaction_loss, scaled_sampler, synthetic_runs
+    from regmix.hydra_conf import CONF_PACKAGE
 
     register_fit_configs()
     baseline = peak_rss_mib()
@@ -62,7 +65,7 @@ def main() -> int:
         f"simulation.sampler.min_strength={sampler.min_strength}", f"simulation.sampler.max_strength={sampler.max_strength}",
         "simulation.prior={" + ", ".join(f"{d}: 1" for d in loss.domains) + "}",
     ]
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+    with initialize_config_module(config_module=CONF_PACKAGE, version_base="1.3"):
         cfg = OmegaConf.to_object(compose(config_name="fit", overrides=overrides))
     start = time.perf_counter()
     result = run_fit(cfg, progress=False)

@@ -34,25 +34,26 @@ def main() -> int:
     if not (PAPER / "train_mixture_1m.csv").is_file():
         print(f"skipped: the paper's data is absent ({PAPER}); set REGMIX_PAPER_DATA")
         return 0
+    os.environ["REGMIX_PAPER_DATA"] = str(PAPER)  # source=paper reads this copy, never downloads
 
     import lightgbm as lgb
     import matplotlib.pyplot  # noqa: F401  (imports are not timed on either side:
     import numpy as np
     import sklearn.linear_model  # noqa: F401  xgboost alone takes ~2 s to import, which the
     import xgboost  # noqa: F401  regressors otherwise import lazily inside the timed fit)
-    from hydra import compose, initialize_config_dir
+    from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
 
     from analysis.candidates import candidate_space, iter_candidates
     from analysis.config import register_fit_configs
     from analysis.fit import candidate_chunk_rows, run_fit
-    from regmix.cli.hydra_app import CONF_DIR
+    from regmix.hydra_conf import CONF_PACKAGE
 
     register_fit_configs()
     out = Path(tempfile.mkdtemp(prefix="fit-speed-"))
     overrides = ["source=paper", f"mixture_dir={out}", f"report_dir={out / 'report'}", "overwrite=true",
                  f"simulation.n_candidates={args.candidates}"]
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+    with initialize_config_module(config_module=CONF_PACKAGE, version_base="1.3"):
         cfg = OmegaConf.to_object(compose(config_name="fit", overrides=overrides))
 
     # Library warm-up (thread pools, first-call set-up), untimed for both sides alike: otherwise

@@ -52,7 +52,7 @@ def app_tokens_per_s(corpus: Path, out: Path, model: ModelConfig, *, batch, micr
 
     train_run(cfg(2, "warm"), log=lambda *_: None)  # compiles the graphs and warms the allocator
     record = train_run(cfg(steps, "timed"), log=lambda *_: None)
-    return record["tokens"] / record["train_s"]
+    return record.tokens / record.train_s
 
 
 def main() -> None:

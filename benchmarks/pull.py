@@ -18,6 +18,10 @@ import os
 import sys
 import tempfile
 import time
+from pathlib import Path
+
+# The W&B fake is test support (tests/fakes/), not part of the package: run from a checkout.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def isolate_wandb_dirs() -> None:
@@ -31,6 +35,8 @@ def isolate_wandb_dirs() -> None:
 
 def fill(fake, n_runs: int) -> str:
     """n finished proxy runs of one sweep, logged as the training app logs them."""
+    from regmix.metrics import val_loss_key
+
     sweep_id = fake.add_sweep({"method": "grid", "parameters": {"mixture.index": {"values": list(range(n_runs))}}})
     domains = [f"domain{d:02d}" for d in range(17)]  # the paper's 17 Pile domains, by count
     for index in range(n_runs):
@@ -43,7 +49,7 @@ def fill(fake, n_runs: int) -> str:
                 "sweep": "bench",
                 "run_name": f"mix{index:04d}",
             },
-            summary={**{f"val/{d}/loss": 3.0 + index / n_runs for d in domains}, "tokens": 10**9},
+            summary={**{val_loss_key(d): 3.0 + index / n_runs for d in domains}, "tokens": 10**9},
             sweep=sweep_id,
         )
     return sweep_id
@@ -60,7 +66,7 @@ def main() -> int:
     import wandb
 
     from analysis.sources.wandb_api import WandbSourceConfig, pull_wandb_runs
-    from regmix.testing import FakeWandb
+    from tests.fakes import FakeWandb
 
     with FakeWandb(latency_s=args.latency_ms / 1000) as fake, fake.client_env():
         sweep_id = fill(fake, args.runs)

@@ -93,14 +93,14 @@ def main() -> int:
 
     from analysis.fit import run_fit
     from analysis.report import uncertainty_lines
-    from regmix.cli.sample import sample_sweep
+    from regmix.sweep.sample import sample_sweep
     from regmix.config import TrackerConfig
     from regmix.corpus.config import DataConfig, TokenizerConfig
     from regmix.corpus.prepare import prepare_corpus
     from regmix.demo.config import DemoConfig
     from regmix.demo.pipeline import Job, target_loss, train_many
     from regmix.mixture import Mixture
-    from regmix.sampler import read_mixtures_table
+    from regmix.sweep.table import read_mixtures_table
 
     start = time.perf_counter()
     out = Path(args.out).resolve()

@@ -168,20 +168,20 @@ def child(job: dict) -> dict:
     train_app(corpus, out, model_kw, batch, seq_len, 1, "warm", budget=0, eval_tokens=job["eval_tokens"])
     old_rec, old_cpu, _, old_peak = _timed(lambda: train_app(corpus, out, model_kw, batch, seq_len, steps, "old",
                                                               budget=0, eval_tokens=job["eval_tokens"]))
-    res = {"old": old_rec["tokens"] / old_cpu, "old_e2e_s": old_cpu, "old_peak_mib": old_peak}
+    res = {"old": old_rec.tokens / old_cpu, "old_e2e_s": old_cpu, "old_peak_mib": old_peak}
     if job.get("e2e_only"):
         allocator._applied = None
         rec, cpu, _, _ = _timed(lambda: train_app(corpus, out, model_kw, batch, seq_len, steps, "app", budget=None,
                                                    eval_tokens=job["eval_tokens"]))
-        return {**res, "app": rec["tokens"] / cpu, "app_e2e_s": cpu,
-                "same_losses": max(abs(rec["val_loss"][d] - old_rec["val_loss"][d]) for d in rec["val_loss"])}
+        return {**res, "app": rec.tokens / cpu, "app_e2e_s": cpu,
+                "same_losses": max(abs(rec.val_loss[d] - old_rec.val_loss[d]) for d in rec.val_loss)}
     allocator._applied = None
     assert allocator.keep_freed_memory() or sys.platform != "linux"
     gemm_before = gemm_gflops(batch * seq_len, model_kw["d_model"], padded_vocab(vocab))
     res["plain"] = plain_loop(model_kw, vocab, batch, seq_len, steps, chunk_tokens=None)
     rec, cpu, system, peak = _timed(lambda: train_app(corpus, out, model_kw, batch, seq_len, steps, "app", budget=None,
                                                        eval_tokens=job["eval_tokens"]))
-    res.update(app=rec["tokens"] / cpu, system_share=system / cpu, app_peak_mib=peak)
+    res.update(app=rec.tokens / cpu, system_share=system / cpu, app_peak_mib=peak)
     # The GEMM is timed before and after the app and the faster kept: on a shared box the ratio
     # then errs low, never high.
     res["gemm_gflops"] = max(gemm_before, gemm_gflops(batch * seq_len, model_kw["d_model"], padded_vocab(vocab)))

@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional
 
 from omegaconf import OmegaConf
 
-from regmix.corpus.config import DataConfig, EvalConfig  # EvalConfig: prepare checks the slice too
+from regmix.corpus.config import DataConfig, EvalConfig, PrepareAppConfig  # EvalConfig: prepare checks the slice too
 
 
 @dataclass
@@ -177,6 +177,25 @@ class SampleAppConfig:
     None = the corpus's target-role domain when it has exactly one, else no metric."""
 
 
+@dataclass
+class SweepAppConfig:
+    """`regmix-sweep`: create the W&B sweep of a sampled sweep."""
+
+    sweep: str = "default"
+    """Sweep name: reads <spec_dir>/<sweep>.yaml (and the mixtures table its runs select from)."""
+    spec_dir: str = "sweeps"
+    """Folder of the spec (regmix-sample's out_dir); the W&B record is written beside it."""
+    fixed: List[str] = field(default_factory=list)
+    """Fixed `key=value` choices of every run (e.g. model=1m, train=paper, data.dir=...):
+    literal items of the agent's command; an item replaces one of the spec's with the same key."""
+    entity: Optional[str] = None
+    """W&B entity (user or team); None = the spec's tracker.entity item, else the key's default."""
+    project: Optional[str] = None
+    """W&B project; None = the spec's tracker.project item, else TrackerConfig's default."""
+    dry_run: bool = False
+    """Check and print the spec and the agent commands; create nothing on W&B."""
+
+
 def run_name_for(index: Any, name: Any, weights: Any, seed: Any) -> str:
     """Stable folder name of a run; see TrainAppConfig.run_name."""
     if weights:
@@ -204,5 +223,7 @@ def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainAppConfig)
     cs.store(name="sample_schema", node=SampleAppConfig)
+    cs.store(name="sweep_schema", node=SweepAppConfig)
+    cs.store(name="prepare_schema", node=PrepareAppConfig)
     # Group entries are validated through the primary schemas above (no per-group schema
     # entries: they would show up as choices in --help).

@@ -5,7 +5,9 @@ log), so each training run writes `result.json` in its own folder, atomically, w
 ends. The analysis reads these records; a folder without a record whose status is
 `finished` is never used and a rerun trains it again. Torch-free: analysis imports this.
 
-Layout of a record (JSON object)::
+`RunRecord` is the record as a typed object: training builds and writes one, and every
+source of the analysis (local records, W&B runs) reads runs as `RunRecord`s. Layout on disk
+(JSON object, the fields of `RunRecord`)::
 
     schema        1
     status        "finished" | "failed" | "preempted"
@@ -23,15 +25,18 @@ Layout of a record (JSON object)::
     config        the full resolved config
     error         one-line message (failed runs)
     started_at / ended_at   ISO-8601 UTC; wall_s seconds
+    steps, train_s          optimizer steps; seconds of the step loop (benchmarks)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from regmix.atomic_file import write_text_atomic
 
@@ -39,17 +44,74 @@ RECORD_NAME = "result.json"
 SCHEMA_VERSION = 1
 FINISHED, FAILED, PREEMPTED = "finished", "failed", "preempted"
 STATUSES = (FINISHED, FAILED, PREEMPTED)
+#: What `train_run` returns for `dry_run=true`: never written.
+DRY_RUN = "dry_run"
 
 
-def write_record(run_dir: str | os.PathLike, record: dict[str, Any]) -> Path:
+@dataclass
+class RunRecord:
+    """One run's record. Values are kept as read (validation of a runs table is the analysis's
+    job, which names and drops a bad run instead of failing on it)."""
+
+    status: Optional[str] = None
+    """finished | failed | preempted (dry_run: returned, never written)."""
+    run_name: Optional[str] = None
+    sweep: Optional[str] = None
+    mixture_index: Optional[int] = None
+    mixture_name: Optional[str] = None
+    mixture: dict[str, Any] = field(default_factory=dict)
+    """domain -> weight the run trained on."""
+    val_loss: dict[str, Any] = field(default_factory=dict)
+    """domain -> mean cross-entropy on its validation slice (nats/token); finished runs."""
+    tokens: Optional[int] = None
+    """Training tokens seen."""
+    model: Optional[str] = None
+    n_params: Optional[dict[str, int]] = None
+    corpus: Any = None
+    """`CorpusMeta.identity`: name, path, content_hash, tokenizer (train_tokens per domain)."""
+    seed: Optional[int] = None
+    wandb: Optional[dict[str, Any]] = None
+    """id, project, entity, mode, dir, sweep_id, url."""
+    config: dict[str, Any] = field(default_factory=dict)
+    """The full resolved config."""
+    error: Optional[str] = None
+    started_at: Optional[str] = None
+    ended_at: Optional[str] = None
+    wall_s: Optional[float] = None
+    steps: Optional[int] = None
+    train_s: Optional[float] = None
+    schema: int = SCHEMA_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Keys of a newer record this version does not know (kept when rewritten)."""
+
+    @property
+    def finished(self) -> bool:
+        return self.status == FINISHED
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {"schema": self.schema}
+        data.update({k: v for k, v in dataclasses.asdict(self).items() if k not in ("schema", "extra")})
+        return {**data, **self.extra}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "RunRecord":
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        known = {k: v for k, v in data.items() if k in names}
+        for key in ("mixture", "val_loss", "config"):  # mappings by contract; anything else reads as empty
+            if not isinstance(known.get(key, {}), Mapping):
+                known[key] = {}
+        return cls(**known, extra={k: v for k, v in data.items() if k not in names})
+
+
+def write_record(run_dir: str | os.PathLike, record: RunRecord) -> Path:
     """Write `record` to `run_dir/result.json` atomically (temp file + fsync + rename).
 
     A reader never sees a half-written file, and a finished record is never replaced by a
     later failed attempt (the caller skips finished runs before training).
     """
-    if record.get("status") not in STATUSES:
-        raise ValueError(f"run record status must be one of {STATUSES}, got {record.get('status')!r}")
-    payload = json.dumps({"schema": SCHEMA_VERSION, **record}, indent=2, sort_keys=False, default=str)
+    if record.status not in STATUSES:
+        raise ValueError(f"run record status must be one of {STATUSES}, got {record.status!r}")
+    payload = json.dumps(record.to_dict(), indent=2, sort_keys=False, default=str)
     return write_text_atomic(Path(run_dir) / RECORD_NAME, payload + "\n", fsync=True)
 
 
@@ -62,14 +124,14 @@ def _record_path(run_dir_or_file: str | os.PathLike) -> Path:
     return path / RECORD_NAME if path.is_dir() else path
 
 
-def load_record(run_dir_or_file: str | os.PathLike) -> dict[str, Any] | None:
+def load_record(run_dir_or_file: str | os.PathLike) -> RunRecord | None:
     """The record in a run folder (or at a path); None when there is none; `RecordError` when
     there is a file that is not a record (truncated, edited, not UTF-8): such a file is never
     replaced unseen, since it may be the only trace of a finished run."""
     path = _record_path(run_dir_or_file)
     try:
         with open(path, encoding="utf-8") as fh:
-            record = json.load(fh)
+            data = json.load(fh)
     except FileNotFoundError:
         return None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -77,12 +139,12 @@ def load_record(run_dir_or_file: str | os.PathLike) -> dict[str, Any] | None:
         raise RecordError(
             f"{path} is not a readable run record ({reason}); move it away to train this run again, or restore it"
         ) from None
-    if not isinstance(record, dict):
+    if not isinstance(data, dict):
         raise RecordError(f"{path} is not a run record (a JSON object); move it away to train this run again")
-    return record
+    return RunRecord.from_dict(data)
 
 
-def read_record(run_dir_or_file: str | os.PathLike) -> dict[str, Any] | None:
+def read_record(run_dir_or_file: str | os.PathLike) -> RunRecord | None:
     """The record in a run folder (or at a path), or None when there is none or it is unreadable."""
     try:
         return load_record(run_dir_or_file)
@@ -92,10 +154,10 @@ def read_record(run_dir_or_file: str | os.PathLike) -> dict[str, Any] | None:
 
 def is_finished(run_dir: str | os.PathLike) -> bool:
     record = read_record(run_dir)
-    return record is not None and record.get("status") == FINISHED
+    return record is not None and record.finished
 
 
-def iter_records(root: str | os.PathLike) -> Iterator[tuple[Path, dict[str, Any] | None]]:
+def iter_records(root: str | os.PathLike) -> Iterator[tuple[Path, RunRecord | None]]:
     """Every `result.json` under `root` (recursively), sorted by path, with its parsed record."""
     for path in sorted(Path(root).rglob(RECORD_NAME)):
         yield path, read_record(path)

@@ -29,7 +29,8 @@ from regmix.data import MixtureBatches, validation_windows
 from regmix.mixture import Mixture
 from regmix.model import ProxyLM, count_parameters
 from regmix.run_lock import run_lock
-from regmix.run_record import FAILED, FINISHED, PREEMPTED, load_record, write_record
+from regmix.metrics import MEAN_VAL_LOSS_KEY, TOKENS_KEY, val_loss_key
+from regmix.run_record import DRY_RUN, FAILED, FINISHED, PREEMPTED, RunRecord, load_record, write_record
 from regmix.tracking import make_tracker
 
 #: Signals that mean "stop now, you will be re-queued": SLURM sends SIGTERM (then SIGKILL
@@ -55,7 +56,7 @@ def resolve_mixture(cfg: MixtureConfig, meta: CorpusMeta) -> Mixture:
     if cfg.weights:
         return Mixture(dict(cfg.weights), domains=domains)
     if cfg.index is not None:
-        from regmix.sampler import mixture_at  # the table reader lives with the sampler that writes it
+        from regmix.sweep.table import mixture_at
 
         if not cfg.table:
             raise ValueError("mixture.index is set but mixture.table is empty; set mixture.table=<mixtures csv>")
@@ -143,15 +144,15 @@ def evaluate(
     return losses
 
 
-def run_identity(record: dict[str, Any]) -> dict[str, Any]:
+def run_identity(record: RunRecord) -> dict[str, Any]:
     """What makes two runs the same run: mixture, model, budget, corpus and seed."""
-    cfg = record.get("config", {})
+    cfg = record.config
     return {
-        "mixture": {d: round(w, 9) for d, w in (record.get("mixture") or {}).items() if w > 0},
+        "mixture": {d: round(w, 9) for d, w in record.mixture.items() if w > 0},
         "model": cfg.get("model"),
         "train": {k: cfg.get("train", {}).get(k) for k in ("tokens", "batch_size", "seq_len", "lr", "schedule")},
-        "corpus": (record.get("corpus") or {}).get("content_hash"),
-        "seed": record.get("seed"),
+        "corpus": (record.corpus or {}).get("content_hash"),
+        "seed": record.seed,
         "eval_tokens": cfg.get("eval", {}).get("tokens_per_domain"),
     }
 
@@ -177,7 +178,7 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _skip_finished(run_dir: Path, previous: dict[str, Any], record: dict[str, Any], log) -> dict[str, Any]:
+def _skip_finished(run_dir: Path, previous: RunRecord, record: RunRecord, log) -> RunRecord:
     """A finished record is returned as it is when it is this run, refused when it is another."""
     if run_identity(previous) != run_identity(record):
         raise RunConflict(
@@ -188,7 +189,7 @@ def _skip_finished(run_dir: Path, previous: dict[str, Any], record: dict[str, An
     return previous
 
 
-def _train_and_record(cfg, meta, mixture, record, resolved, windows, batches, steps, micro, log) -> dict[str, Any]:
+def _train_and_record(cfg, meta, mixture, record, resolved, windows, batches, steps, micro, log) -> RunRecord:
     """Train, evaluate and write the record (finished, failed or preempted); the caller holds the lock."""
     run_dir = Path(cfg.out_dir) / cfg.run_name
     tcfg, ecfg = cfg.train, cfg.eval
@@ -199,7 +200,7 @@ def _train_and_record(cfg, meta, mixture, record, resolved, windows, batches, st
     torch.manual_seed(cfg.seed)  # same init for every proxy (paper: shared seed)
     model = ProxyLM(cfg.model, meta.vocab_size).to(device)
     n_params = count_parameters(model)
-    record["n_params"] = n_params
+    record.n_params = n_params
     optimizer = make_optimizer(model, tcfg, fused=device.type == "cuda")
     step_fn = torch.compile(model) if (tcfg.compile and device.type == "cuda") else model
     budget = tcfg.logits_budget if tcfg.logits_budget is not None else (
@@ -210,15 +211,15 @@ def _train_and_record(cfg, meta, mixture, record, resolved, windows, batches, st
 
     tracker = make_tracker(cfg.tracker)
     started = time.time()
-    record["started_at"] = _now()
+    record.started_at = _now()
     tokens_per_step = tcfg.batch_size * tcfg.seq_len
     accum = tcfg.batch_size // micro
     step, status, exit_code = start_step, FAILED, 1
     try:
         with preemption_signals():
-            record["wandb"] = tracker.start(
+            record.wandb = tracker.start(
                 name=f"{cfg.sweep}/{cfg.run_name}",
-                config={**resolved, "corpus": record["corpus"], "n_params": n_params, "run_name": cfg.run_name},
+                config={**resolved, "corpus": record.corpus, "n_params": n_params, "run_name": cfg.run_name},
                 run_dir=run_dir,
             )
             log(f"[regmix] {run_dir}: {steps} steps x {tokens_per_step} tokens, {n_params['total']:,} params, {device}")
@@ -257,24 +258,25 @@ def _train_and_record(cfg, meta, mixture, record, resolved, windows, batches, st
                     })
                     log(f"[regmix] {run_dir}: checkpoint at step {step + 1}")
             # Training throughput (tokens/s of the step loop, data loading included), for benchmarks.
-            record["train_s"] = round(time.perf_counter() - loop_start, 4)
+            record.train_s = round(time.perf_counter() - loop_start, 4)
             val = evaluate(model, windows, batch_size=ecfg.batch_size, device=device, precision=tcfg.precision,
                            chunk_tokens=chunk_tokens)
-            final = {f"val/{d}/loss": v for d, v in val.items()}
-            final["tokens"] = steps * tokens_per_step
-            final["val/mean/loss"] = sum(val.values()) / len(val)
+            final = {val_loss_key(d): v for d, v in val.items()}
+            final[TOKENS_KEY] = steps * tokens_per_step
+            final[MEAN_VAL_LOSS_KEY] = sum(val.values()) / len(val)
             tracker.log_final(final, step=steps)
-            record.update(val_loss=val, tokens=steps * tokens_per_step)
+            record.val_loss, record.tokens = val, steps * tokens_per_step
             status, exit_code = FINISHED, 0
     except Preempted as exc:
         status, exit_code = PREEMPTED, 128 + exc.signum
-        record["error"] = f"preempted at step {step} of {steps} ({exc})"
+        record.error = f"preempted at step {step} of {steps} ({exc})"
         tracker.mark_preempting()
     except Exception as exc:  # recorded, then re-raised: the multirun marks this job failed
-        record["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        record.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
         raise
     finally:
-        record.update(status=status, steps=steps, ended_at=_now(), wall_s=round(time.time() - started, 3))
+        record.status, record.steps, record.ended_at = status, steps, _now()
+        record.wall_s = round(time.time() - started, 3)
         try:
             tracker.finish(exit_code=exit_code)
         finally:
@@ -282,14 +284,14 @@ def _train_and_record(cfg, meta, mixture, record, resolved, windows, batches, st
     if status == FINISHED and not tcfg.keep_checkpoint:
         remove_checkpoints(run_dir)
     if status == PREEMPTED:
-        log(f"[regmix] {run_dir}: {record['error']}; exiting {exit_code} so the scheduler re-queues it")
+        log(f"[regmix] {run_dir}: {record.error}; exiting {exit_code} so the scheduler re-queues it")
         sys.exit(exit_code)
-    losses = ", ".join(f"{d}={v:.3f}" for d, v in record["val_loss"].items())
-    log(f"[regmix] {run_dir}: finished in {record['wall_s']:.1f} s; val loss {losses}")
+    losses = ", ".join(f"{d}={v:.3f}" for d, v in record.val_loss.items())
+    log(f"[regmix] {run_dir}: finished in {record.wall_s:.1f} s; val loss {losses}")
     return record
 
 
-def train_run(cfg: TrainAppConfig, *, resolved: dict[str, Any] | None = None, log=print) -> dict[str, Any]:
+def train_run(cfg: TrainAppConfig, *, resolved: dict[str, Any] | None = None, log=print) -> RunRecord:
     """Train (or skip, if already finished) the run `cfg` describes; returns its record."""
     resolved = resolved if resolved is not None else asdict(cfg)
     meta = read_meta(cfg.data.dir)
@@ -320,19 +322,19 @@ def train_run(cfg: TrainAppConfig, *, resolved: dict[str, Any] | None = None, lo
     # The run describes itself: the weights it trained on sit in its logged config as a nested
     # domain -> weight mapping, whether they came from the table, a name or the command line.
     resolved = {**resolved, "mixture": {**(resolved.get("mixture") or {}), "weights": mixture.to_dict()}}
-    record = {
-        "run_name": cfg.run_name,
-        "sweep": cfg.sweep,
-        "mixture_index": cfg.mixture.index,
-        "mixture_name": cfg.mixture.name,
-        "mixture": mixture.to_dict(),
-        "model": cfg.model.name,
-        "corpus": meta.identity(cfg.data.dir),
-        "seed": cfg.seed,
-        "config": resolved,
-    }
+    record = RunRecord(
+        run_name=cfg.run_name,
+        sweep=cfg.sweep,
+        mixture_index=cfg.mixture.index,
+        mixture_name=cfg.mixture.name,
+        mixture=mixture.to_dict(),
+        model=cfg.model.name,
+        corpus=meta.identity(cfg.data.dir),
+        seed=cfg.seed,
+        config=resolved,
+    )
     previous = load_record(run_dir)
-    if previous is not None and previous.get("status") == FINISHED:
+    if previous is not None and previous.finished:
         return _skip_finished(run_dir, previous, record, log)
 
     verify_corpus(cfg.data.dir, meta)  # the shards are still the ones content_hash names
@@ -347,9 +349,10 @@ def train_run(cfg: TrainAppConfig, *, resolved: dict[str, Any] | None = None, lo
     )
     if cfg.dry_run:
         log(f"[regmix] dry run: {run_dir} would train {steps} steps on {mixture}")
-        return {**record, "status": "dry_run"}
+        record.status = DRY_RUN
+        return record
     with run_lock(run_dir):  # one process per run folder, held until the record is written
         previous = load_record(run_dir)  # again under the lock: the holder may just have finished
-        if previous is not None and previous.get("status") == FINISHED:
+        if previous is not None and previous.finished:
             return _skip_finished(run_dir, previous, record, log)
         return _train_and_record(cfg, meta, mixture, record, resolved, windows, batches, steps, micro, log)

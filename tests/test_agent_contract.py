@@ -22,9 +22,10 @@ from pathlib import Path
 import pytest
 
 from regmix.corpus.store import read_meta
+from regmix.metrics import MEAN_VAL_LOSS_KEY, val_loss_key
 from regmix.run_record import FINISHED, PREEMPTED, is_finished, read_record
-from regmix.sampler import mixture_at
-from regmix.testing import FakeWandb
+from regmix.sweep.table import mixture_at
+from tests.fakes import FakeWandb
 
 BIN = Path(sys.executable).parent
 SWEEP = "agent"
@@ -169,12 +170,12 @@ def test_wandb_agent_trains_two_runs_that_describe_themselves(work):
         assert config["corpus"]["content_hash"] == meta.identity(str(work / "data" / "syn"))["content_hash"]
 
         record = read_record(work / "runs" / SWEEP / f"mix{index:04d}")
-        assert record["status"] == FINISHED
-        assert record["wandb"]["sweep_id"] == sweep["id"] and record["wandb"]["id"] == run.name
-        losses = {d: run.summary.get(f"val/{d}/loss") for d in meta.eval_domains}
+        assert record.status == FINISHED
+        assert record.wandb["sweep_id"] == sweep["id"] and record.wandb["id"] == run.name
+        losses = {d: run.summary.get(val_loss_key(d)) for d in meta.eval_domains}
         # Every domain's loss reached the summary, and it is the evaluated value, not a buffered one.
-        assert losses == record["val_loss"]
-        assert run.history[-1]["val/mean/loss"] == run.summary["val/mean/loss"]
+        assert losses == record.val_loss
+        assert run.history[-1][MEAN_VAL_LOSS_KEY] == run.summary[MEAN_VAL_LOSS_KEY]
     assert sorted(r.plain_config["mixture.index"] for r in runs) == [0, 1]
 
 
@@ -192,13 +193,13 @@ def test_sigterm_under_the_agent_is_recorded_preempted_requeued_and_resumed(work
         assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-3000:]
         runs = [r for r in fake.runs.values() if r.sweep == sweep["id"]]
 
-    assert record["status"] == PREEMPTED and "SIGTERM" in record["error"]
-    assert record["wandb"]["sweep_id"] == sweep["id"]
+    assert record.status == PREEMPTED and "SIGTERM" in record.error
+    assert record.wandb["sweep_id"] == sweep["id"]
     assert (state, exitcode) == ("preempted", 128 + signal.SIGTERM)  # what the backend received
     assert queue == [run.name]
     assert [(r.name, r.state, r.exitcode) for r in runs] == [(run.name, "finished", 0)]  # the same W&B run, resumed
     final = read_record(work / run_dir)
-    assert final["status"] == FINISHED and final["wandb"]["id"] == run.name
+    assert final.status == FINISHED and final.wandb["id"] == run.name
 
 
 def test_a_sigkilled_run_never_counts_as_finished(work):

@@ -9,16 +9,16 @@ from omegaconf import OmegaConf
 
 from analysis.errors import AnalysisError
 from analysis.fit import run_fit
-from analysis.synthetic import TARGET, interaction_loss, linear_loss, synthetic_records
+from tests.support.synthetic_runs import TARGET, interaction_loss, linear_loss, synthetic_records
 from regmix.run_record import write_record
-from test_analysis_fit import compose_fit, local_overrides
+from tests.test_analysis_fit import compose_fit, local_overrides
 
 
 def write_runs(root, records, tokens: dict | None = None):
     for rec in records:
         if tokens is not None:
-            rec["corpus"]["train_tokens"] = dict(tokens)
-        write_record(root / rec["run_name"], rec)
+            rec.corpus["train_tokens"] = dict(tokens)
+        write_record(root / rec.run_name, rec)
     return root
 
 

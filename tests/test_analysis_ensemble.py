@@ -9,7 +9,7 @@ from sklearn.base import clone
 from analysis.ensemble import BaggedRegressor, probability_below
 from analysis.regressors import LightGBMRegressor, RidgeRegressor
 from analysis.runs_table import validate_runs
-from analysis.synthetic import TARGET, linear_loss, synthetic_runs
+from tests.support.synthetic_runs import TARGET, linear_loss, synthetic_runs
 
 
 def table_for(loss, n_runs: int, noise: float = 0.01, seed: int = 0):

@@ -10,15 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from analysis.config import FitAppConfig, register_fit_configs
 from analysis.emit import mixture_path, round_weights
 from analysis.errors import AnalysisError
 from analysis.fit import run_fit
-from analysis.synthetic import TARGET, linear_loss, synthetic_records
-from regmix.cli.hydra_app import CONF_DIR
+from tests.support.synthetic_runs import TARGET, linear_loss, synthetic_records
+from regmix.hydra_conf import CONF_PACKAGE
 from regmix.config import MixtureConfig
 from regmix.mixture import Mixture
 from regmix.run_record import write_record
@@ -30,7 +30,7 @@ FAST = ["regressor=quick", "simulation.n_candidates=20000", "simulation.top_k=20
 
 def compose_fit(overrides: list[str]) -> FitAppConfig:
     register_fit_configs()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+    with initialize_config_module(config_module=CONF_PACKAGE, version_base="1.3"):
         cfg = compose(config_name="fit", overrides=overrides)
     return OmegaConf.to_object(cfg)
 
@@ -39,7 +39,7 @@ def compose_fit(overrides: list[str]) -> FitAppConfig:
 def local_runs(tmp_path) -> Path:
     root = tmp_path / "runs"
     for rec in synthetic_records(linear_loss(5, seed=3), 40, noise=0.01, sweep="syn"):
-        write_record(root / rec["run_name"], rec)
+        write_record(root / rec.run_name, rec)
     return root
 
 
@@ -135,7 +135,7 @@ def test_bad_settings_fail_before_any_fitting(tmp_path, local_runs, override, me
 def test_test_source_with_other_domains_is_refused(tmp_path, local_runs):
     other = tmp_path / "other"
     for rec in synthetic_records(linear_loss(4, seed=3), 10, sweep="other"):
-        write_record(other / rec["run_name"], rec)
+        write_record(other / rec.run_name, rec)
     overrides = [*local_overrides(tmp_path, local_runs), "test.kind=local", f"test.root={other}"]
     with pytest.raises(AnalysisError, match=r"test runs name other domains .* only in training \['d04'\]"):
         run_fit(compose_fit(overrides), progress=False)
@@ -158,7 +158,7 @@ def test_weak_evidence_falls_back_to_a_supported_point_and_says_so(tmp_path):
     root = tmp_path / "noisy"
     records = synthetic_records(linear_loss(5, seed=3), 24, noise=5.0, sweep="noisy")  # noise >> signal
     for rec in records:
-        write_record(root / rec["run_name"], rec)
+        write_record(root / rec.run_name, rec)
     result = run_fit(compose_fit(local_overrides(tmp_path, root)), progress=False)
     assert result.status == "fallback"
     assert "ranks held-out runs poorly" in result.status_line and "regmix-propose" in result.status_line
@@ -174,17 +174,17 @@ def test_weak_evidence_falls_back_to_a_supported_point_and_says_so(tmp_path):
 
 
 def test_regmix_fit_pulls_runs_from_wandb(tmp_path, monkeypatch):
-    """source=wandb end to end, against the loopback fake of the W&B backend (regmix.testing)."""
-    from regmix.testing import DUMMY_API_KEY, FakeWandb
+    """source=wandb end to end, against the loopback fake of the W&B backend (tests.fakes)."""
+    from tests.fakes import DUMMY_API_KEY, FakeWandb
 
     loss = linear_loss(4, seed=5)
     with FakeWandb() as fake:
         monkeypatch.setenv("WANDB_BASE_URL", fake.url)
         monkeypatch.setenv("WANDB_API_KEY", DUMMY_API_KEY)
         for rec in synthetic_records(loss, 30, noise=0.01):
-            config = {"mixture": {"index": rec["mixture_index"], "weights": rec["mixture"], "name": None},
-                      "model": {"name": "tiny"}, "corpus": rec["corpus"], "run_name": rec["run_name"], "sweep": "syn"}
-            summary = {f"val/{TARGET}/loss": rec["val_loss"][TARGET], "tokens": 1000}
+            config = {"mixture": {"index": rec.mixture_index, "weights": rec.mixture, "name": None},
+                      "model": {"name": "tiny"}, "corpus": rec.corpus, "run_name": rec.run_name, "sweep": "syn"}
+            summary = {f"val/{TARGET}/loss": rec.val_loss[TARGET], "tokens": 1000}
             fake.add_run(config=config, summary=summary, sweep="swpfit01")
         fake.add_run(config={"run_name": "crashed"}, summary={}, state="crashed", sweep="swpfit01")
         cfg = compose_fit([
@@ -234,7 +234,7 @@ def test_cli_prints_where_everything_went_and_errors_in_one_line(tmp_path, local
 def test_analysis_imports_without_torch():
     code = (
         "import sys\n"
-        "import analysis, analysis.cli, analysis.fit, analysis.plots, analysis.report, analysis.synthetic\n"
+        "import analysis, analysis.cli, analysis.fit, analysis.plots, analysis.report\n"
         "import analysis.sources.local, analysis.sources.csv_tables, analysis.sources.wandb_api\n"
         "assert 'torch' not in sys.modules, 'analysis imported torch'\n"
     )
@@ -243,9 +243,10 @@ def test_analysis_imports_without_torch():
 
 
 @pytest.mark.skipif(not PAPER.is_dir(), reason="the paper's data (../shared/data/regmix-paper) is absent")
-def test_paper_data_acceptance(tmp_path):
+def test_paper_data_acceptance(tmp_path, monkeypatch):
     """Fit on the 512 training runs, score on the 256 test runs, target Pile-CC (200k candidates
     here; the README command and benchmarks/fit_speed.py use 1M)."""
+    monkeypatch.setenv("REGMIX_PAPER_DATA", str(PAPER))  # the local copy: nothing is downloaded
     cfg = compose_fit([
         "source=paper", f"mixture_dir={tmp_path}", f"report_dir={tmp_path / 'report'}", "plots=false",
         "simulation.n_candidates=200000",

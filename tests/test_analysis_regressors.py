@@ -12,7 +12,7 @@ from analysis.config import LightGBMConfig, RegressorsConfig, XGBoostConfig
 from analysis.errors import AnalysisError
 from analysis.regressors import LightGBMRegressor, RidgeRegressor, XGBoostRegressor, build_regressor, scaled_min_child_samples
 from analysis.runs_table import validate_runs
-from analysis.synthetic import TARGET, interaction_loss, linear_loss, synthetic_runs
+from tests.support.synthetic_runs import TARGET, interaction_loss, linear_loss, synthetic_runs
 
 #: Fewer trees than the defaults: same behaviour, a fraction of the time.
 QUICK = RegressorsConfig(

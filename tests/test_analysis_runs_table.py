@@ -15,7 +15,7 @@ from analysis.runs_table import validate_runs
 from analysis.sources.csv_tables import load_csv_runs
 from analysis.sources.local import load_local_runs
 from analysis.target import parse_target
-from regmix.run_record import write_record
+from regmix.run_record import RunRecord, write_record
 
 PAPER = Path(os.environ.get("REGMIX_PAPER_DATA", Path(__file__).resolve().parents[1] / "../shared/data/regmix-paper"))
 
@@ -44,7 +44,7 @@ def distinct(i: int) -> dict:
 
 def write_runs(root: Path, records: list[dict]) -> Path:
     for rec in records:
-        write_record(root / rec["run_name"], rec)
+        write_record(root / rec["run_name"], RunRecord.from_dict(rec))
     return root
 
 

@@ -10,7 +10,7 @@ from analysis.errors import AnalysisError
 from analysis.regressors import LightGBMRegressor, RidgeRegressor
 from analysis.runs_table import validate_runs
 from analysis.simulate import aggregate_top, simulate
-from analysis.synthetic import TARGET, interaction_loss, linear_loss, synthetic_runs
+from tests.support.synthetic_runs import TARGET, interaction_loss, linear_loss, synthetic_runs
 from regmix.config import SamplerConfig
 
 PRIOR = {"a": 0.5, "b": 0.3, "c": 0.15, "d": 0.05}

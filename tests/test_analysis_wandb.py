@@ -1,5 +1,5 @@
 """regmix-fit results logged to W&B (analysis.tracking): offline, then `wandb sync`, and online,
-with the real wandb client against the loopback fake backend (regmix.testing)."""
+with the real wandb client against the loopback fake backend (tests.fakes)."""
 
 from __future__ import annotations
 
@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from analysis.config import FitAppConfig, register_fit_configs
 from analysis.fit import run_fit
-from analysis.synthetic import TARGET, linear_loss, synthetic_records
+from tests.support.synthetic_runs import TARGET, linear_loss, synthetic_records
 from analysis.tracking import TrackingError
-from regmix.cli.hydra_app import CONF_DIR
+from regmix.hydra_conf import CONF_PACKAGE
 from regmix.run_record import write_record
-from regmix.testing import DUMMY_API_KEY, FakeWandb
+from tests.fakes import DUMMY_API_KEY, FakeWandb
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["regressor=quick", "simulation.n_candidates=20000", "simulation.top_k=20", "plots=false"]
@@ -34,7 +34,7 @@ SUMMARY_KEYS = {
 
 def compose_fit(overrides: list[str]) -> FitAppConfig:
     register_fit_configs()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+    with initialize_config_module(config_module=CONF_PACKAGE, version_base="1.3"):
         return OmegaConf.to_object(compose(config_name="fit", overrides=overrides))
 
 
@@ -79,7 +79,7 @@ def analysis_runs(fake: FakeWandb) -> list:
 def test_offline_fit_logs_a_finished_run_and_stages_the_mixture_then_syncs(tmp_path, wandb_home):
     root = tmp_path / "runs"
     for rec in synthetic_records(linear_loss(5, seed=3), 30, noise=0.01, sweep="syn"):
-        write_record(root / rec["run_name"], rec)
+        write_record(root / rec.run_name, rec)
     cfg = compose_fit(["source=local", f"source.root={root}", f"target={TARGET}", f"mixture_dir={tmp_path / 'mix'}",
                        f"report_dir={tmp_path / 'rep'}", "out=syn_offline", "tracker=offline", *FAST])
     result = run_fit(cfg, progress=False)
@@ -122,9 +122,9 @@ def test_online_fit_from_a_wandb_sweep_logs_back_beside_its_proxies(tmp_path):
     """source=wandb + tracker=online through the CLI: the real client, the fake backend."""
     with FakeWandb() as fake:
         for rec in synthetic_records(linear_loss(4, seed=5), 30, noise=0.01, sweep="syn"):
-            config = {"mixture": {"index": rec["mixture_index"], "weights": rec["mixture"], "name": None},
-                      "model": {"name": "tiny"}, "corpus": rec["corpus"], "run_name": rec["run_name"], "sweep": "syn"}
-            fake.add_run(config=config, summary={f"val/{TARGET}/loss": rec["val_loss"][TARGET], "tokens": 1000},
+            config = {"mixture": {"index": rec.mixture_index, "weights": rec.mixture, "name": None},
+                      "model": {"name": "tiny"}, "corpus": rec.corpus, "run_name": rec.run_name, "sweep": "syn"}
+            fake.add_run(config=config, summary={f"val/{TARGET}/loss": rec.val_loss[TARGET], "tokens": 1000},
                          sweep="swpfit01", group="syn", job_type="proxy")
         home = tmp_path / "wandb-home"
         env = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_BASE_URL": fake.url, "WANDB_API_KEY": DUMMY_API_KEY,
@@ -174,7 +174,7 @@ def test_online_fit_from_a_wandb_sweep_logs_back_beside_its_proxies(tmp_path):
 def test_a_bad_tracker_mode_fails_before_any_fitting(tmp_path):
     root = tmp_path / "runs"
     for rec in synthetic_records(linear_loss(3, seed=1), 8, sweep="syn"):
-        write_record(root / rec["run_name"], rec)
+        write_record(root / rec.run_name, rec)
     cfg = compose_fit(["source=local", f"source.root={root}", f"target={TARGET}", f"mixture_dir={tmp_path / 'mix'}",
                        f"report_dir={tmp_path / 'rep'}", "out=bad", "tracker.mode=cloud", *FAST])
     with pytest.raises(TrackingError, match=r"tracker.mode='cloud' .* tracker=offline\|online\|disabled"):
@@ -185,7 +185,7 @@ def test_a_bad_tracker_mode_fails_before_any_fitting(tmp_path):
 def test_online_without_credentials_fails_in_one_line_before_any_fitting(tmp_path):
     root = tmp_path / "runs"
     for rec in synthetic_records(linear_loss(3, seed=1), 8, sweep="syn"):
-        write_record(root / rec["run_name"], rec)
+        write_record(root / rec.run_name, rec)
     home = tmp_path / "home"  # no ~/.netrc, no W&B settings: no key anywhere
     env = {k: v for k, v in os.environ.items() if k not in ("WANDB_API_KEY", "NETRC")}
     env.update(HOME=str(home), WANDB_CONFIG_DIR=str(home / "config"), PYTHONPATH=str(REPO))

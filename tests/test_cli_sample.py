@@ -12,14 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from regmix.cli.hydra_app import CONF_DIR
-from regmix.cli.sample import sample_sweep
+from regmix.hydra_conf import CONF_PACKAGE, shipped_conf_dir
+from regmix.sweep.sample import sample_sweep
 from regmix.config import SampleAppConfig, SamplerConfig, register_configs
 from regmix.corpus.store import write_corpus
-from regmix.sampler import SamplerError, read_mixtures_table
+from regmix.sampler import SamplerError
+from regmix.sweep.record import SweepTargetError
+from regmix.sweep.table import read_mixtures_table
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -129,7 +131,7 @@ def test_function_points_agents_at_a_table_outside_sweeps(tmp_path, corpus):
     assert f"mixture.table={out.table.as_posix()}" in spec["command"]
     assert spec["metric"]["name"] == "val/web/loss"
     assert out.warnings == []
-    with pytest.raises(SamplerError, match="target='nope'"):
+    with pytest.raises(SweepTargetError, match="target='nope'"):
         sample_sweep(data_dir=str(corpus), sweep="y", n_mixtures=4, out_dir=str(tmp_path), target="nope")
 
 
@@ -142,10 +144,10 @@ def test_prior_override_must_name_every_train_domain(tmp_path, corpus):
     assert (read_mixtures_table(out.table)["chat"] == 0).all()
 
 
-@pytest.mark.parametrize("sampler", sorted(p.stem for p in (Path(CONF_DIR) / "sampler").glob("*.yaml")))
+@pytest.mark.parametrize("sampler", sorted(p.stem for p in (shipped_conf_dir() / "sampler").glob("*.yaml")))
 def test_every_shipped_sampler_config_composes(sampler):
     register_configs()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+    with initialize_config_module(config_module=CONF_PACKAGE, version_base="1.3"):
         cfg = compose("sample", overrides=[f"sampler={sampler}"])
     app = OmegaConf.to_object(cfg)
     assert isinstance(app, SampleAppConfig) and isinstance(app.sampler, SamplerConfig)

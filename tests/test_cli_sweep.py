@@ -13,13 +13,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from regmix.cli.sample import sample_sweep
-from regmix.cli.sweep import agent_commands, launch_sweep, record_path
+from regmix.sweep.sample import sample_sweep
+from regmix.sweep.files import record_path
+from regmix.sweep.wandb_sweep import agent_commands, launch_sweep
 from regmix.corpus.store import write_corpus
-from regmix.sampler import write_mixtures_table
-from regmix.sweep_check import SweepSetupError, compose_train, merge_fixed, prepare_sweep
-from regmix.sweep_spec import build_sweep_spec, spec_path, write_sweep_spec
-from regmix.testing import DUMMY_API_KEY, FakeWandb
+from regmix.sweep.table import write_mixtures_table
+from regmix.sweep.check import SweepSetupError, compose_train, merge_fixed, prepare_sweep
+from regmix.sweep.files import spec_path
+from regmix.sweep.spec import build_sweep_spec, write_sweep_spec
+from tests.fakes import DUMMY_API_KEY, FakeWandb
 
 BIN = Path(sys.executable).parent
 DOMAINS = {"web": 5000, "code": 3000, "math": 1500}

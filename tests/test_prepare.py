@@ -8,17 +8,17 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from regmix.cli.hydra_app import CONF_DIR
-from regmix.cli.prepare import register_prepare_config
+from regmix.hydra_conf import CONF_PACKAGE, shipped_conf_dir
+from regmix.config import register_configs as register_prepare_config
 from regmix.corpus.config import DataConfig, PrepareAppConfig, SyntheticConfig, TokenizerConfig
 from regmix.corpus.prepare import PrepareError, format_domain_table, prepare_corpus, resolve_data_config
 from regmix.corpus.store import read_meta
 
 SMALL = SyntheticConfig(train_scale=0.02, val_tokens=4096)
-DATA_CONFIGS = sorted(p.stem for p in (Path(CONF_DIR) / "data").glob("*.yaml"))
+DATA_CONFIGS = sorted(p.stem for p in (shipped_conf_dir() / "data").glob("*.yaml"))
 
 
 def _cfg(path, **kwargs) -> DataConfig:
@@ -107,7 +107,7 @@ def test_domain_table_lists_every_domain_and_the_blend(tmp_path):
 @pytest.mark.parametrize("name", DATA_CONFIGS)
 def test_every_data_config_composes(name):
     register_prepare_config()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+    with initialize_config_module(config_module=CONF_PACKAGE, version_base="1.3"):
         cfg = compose("prepare", overrides=[f"data={name}"])
     app = OmegaConf.to_object(cfg)
     assert isinstance(app, PrepareAppConfig) and isinstance(app.data, DataConfig)
@@ -118,7 +118,7 @@ def test_every_data_config_composes(name):
 def test_shipped_configs_include_synthetic_default_and_text():
     assert {"synthetic", "text"} <= set(DATA_CONFIGS)
     register_prepare_config()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+    with initialize_config_module(config_module=CONF_PACKAGE, version_base="1.3"):
         cfg = compose("prepare")
     assert cfg.data.source == "synthetic" and cfg.data.tokenizer.kind == "bytes"
 

@@ -10,17 +10,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from analysis.acquisition import select_batch
 from analysis.errors import AnalysisError
 from analysis.propose import run_propose
 from analysis.propose_config import ProposeAppConfig, register_propose_configs
-from analysis.synthetic import TARGET, draw_mixtures, interaction_loss, synthetic_records
-from regmix.cli.hydra_app import CONF_DIR
+from tests.support.synthetic_runs import TARGET, draw_mixtures, interaction_loss, synthetic_records
+from regmix.hydra_conf import CONF_PACKAGE
 from regmix.run_record import write_record
-from regmix.sampler import read_mixtures_table
+from regmix.sweep.table import read_mixtures_table
 
 BIN = Path(sys.executable).parent
 DOMAINS = 5
@@ -31,7 +31,7 @@ FAST = ["acquisition.n_bags=4", "regressor.lightgbm.n_estimators=100", "regresso
 
 def compose_propose(overrides: list[str]) -> ProposeAppConfig:
     register_propose_configs()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+    with initialize_config_module(config_module=CONF_PACKAGE, version_base="1.3"):
         cfg = compose(config_name="propose", overrides=overrides)
     return OmegaConf.to_object(cfg)
 
@@ -39,8 +39,8 @@ def compose_propose(overrides: list[str]) -> ProposeAppConfig:
 def write_round(runs_dir: Path, sweep: str, n: int, *, seed: int, status: str = "finished") -> list[dict]:
     records = synthetic_records(interaction_loss(DOMAINS, seed=1), n, seed=seed, noise=0.005, sweep=sweep)
     for rec in records:
-        rec["status"] = status
-        write_record(runs_dir / sweep / rec["run_name"], rec)
+        rec.status = status
+        write_record(runs_dir / sweep / rec.run_name, rec)
     return records
 
 
@@ -105,7 +105,7 @@ def test_same_seed_and_runs_give_the_same_proposal(project):
 
 def test_fit_reads_several_rounds_and_counts_each(project):
     from analysis.fit import run_fit
-    from test_analysis_fit import compose_fit
+    from tests.test_analysis_fit import compose_fit
 
     write_round(project / "runs", "r1", 8, seed=5)
     cfg = compose_fit([f"runs_dir={project / 'runs'}", "sweep=[r0,r1]", f"target={TARGET}", "regressor=linear",

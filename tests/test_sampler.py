@@ -17,10 +17,10 @@ from regmix.sampler import (
     _plan,
     _round_to_grid,
     candidate_sampler,
-    mixtures_from_table,
     normalize_prior,
     sample_mixtures,
 )
+from regmix.sweep.table import mixtures_from_table
 
 # The paper's 17 Pile domains. pile_cc, pubmed_central, arxiv, github and enron_emails are the
 # shares facts.md quotes; the other twelve are plausible made-up shares that bring the sum to 1.

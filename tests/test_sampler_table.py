@@ -8,14 +8,9 @@ import pytest
 
 from regmix.config import SamplerConfig
 from regmix.mixture import Mixture
-from regmix.sampler import (
-    MixturesTableError,
-    mixture_at,
-    read_mixtures_table,
-    sample_mixtures,
-    table_path,
-    write_mixtures_table,
-)
+from regmix.sampler import sample_mixtures
+from regmix.sweep.files import table_path
+from regmix.sweep.table import MixturesTableError, mixture_at, read_mixtures_table, write_mixtures_table
 
 PRIOR = {"web": 0.5, "code": 0.3, "math": 0.15, "chat": 0.05}
 

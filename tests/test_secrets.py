@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from regmix.testing import FakeWandb
+from tests.fakes import FakeWandb
 
 BIN = Path(sys.executable).parent
 
@@ -172,12 +172,12 @@ def test_the_agents_command_run_by_hand_honours_wandb_mode_and_no_key_leaks(tmp_
     done = run([*agents_argv(spec, 0), *QUICK], cwd=work, env={**keyed, "WANDB_MODE": "offline"}, outputs=outputs)
     assert "WANDB_MODE=offline: tracking offline (tracker=online)" in done.stderr
     record = read_record(work / "runs" / "hand" / "mix0000")
-    assert record["status"] == "finished" and record["wandb"]["mode"] == "offline"
+    assert record.status == "finished" and record.wandb["mode"] == "offline"
     assert list((work / "runs" / "hand" / "mix0000" / "wandb").glob("offline-run-*"))
 
     run([*agents_argv(spec, 1), *QUICK], cwd=work, env={**keyed, "WANDB_MODE": "disabled"}, outputs=outputs)
     record = read_record(work / "runs" / "hand" / "mix0001")
-    assert record["status"] == "finished" and record["wandb"] is None
+    assert record.status == "finished" and record.wandb is None
     assert not (work / "runs" / "hand" / "mix0001" / "wandb").exists()
 
     # No key, no WANDB_MODE: the agent's command as it is, on a machine that never logged in.
@@ -188,12 +188,12 @@ def test_the_agents_command_run_by_hand_honours_wandb_mode_and_no_key_leaks(tmp_
     assert done.returncode == 2 and len(errors) == 1 and "Traceback" not in done.stderr, done.stderr
     assert "No API key" in errors[0] and "WANDB_API_KEY" in errors[0] and "WANDB_MODE=offline" in errors[0]
 
-    emit_mixture(work / "conf" / "mixture" / "leak.yaml", name="leak", weights=record["mixture"],
+    emit_mixture(work / "conf" / "mixture" / "leak.yaml", name="leak", weights=record.mixture,
                  provenance={"runs": {"label": "${oc.env:WANDB_API_KEY}"}}, header=["a label that looks like a key"])
     run([str(BIN / "regmix-train"), f"hydra.searchpath=[file://{work / 'conf'}]", "mixture=leak", "sweep=hand",
          "tracker=offline", *data, *QUICK], cwd=work, env=keyed, outputs=outputs)
     (leaked,) = [p for p in (work / "runs" / "hand").iterdir() if p.name.startswith("leak")]
-    assert read_record(leaked)["config"]["mixture"]["provenance"]["runs"]["label"] == "${oc.env:WANDB_API_KEY}"
+    assert read_record(leaked).config["mixture"]["provenance"]["runs"]["label"] == "${oc.env:WANDB_API_KEY}"
 
     files = [p for p in work.rglob("*") if p.is_file()]
     assert any(p.name.startswith("run-") and p.suffix == ".wandb" for p in files)  # the offline W&B logs were searched

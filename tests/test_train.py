@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -15,7 +14,7 @@ import pytest
 from regmix.config import EvalConfig, MixtureConfig, ModelConfig, TrackerConfig, TrainAppConfig, TrainConfig
 from regmix.corpus.config import DataConfig
 from regmix.corpus.store import read_meta, write_corpus
-from regmix.run_record import FINISHED, PREEMPTED, read_record
+from regmix.run_record import FINISHED, PREEMPTED, RunRecord, read_record
 from regmix.train import RunConflict, train_run
 
 BIN = Path(sys.executable).parent
@@ -57,17 +56,17 @@ def test_losses_respond_to_the_mixture(corpus, tmp_path):
         return {x: 0.9, y: 0.05, **{d: 0.05 / len(rest) for d in rest}}
     on_a = train_run(tiny_cfg(corpus, tmp_path, mostly(a, b)), log=lambda *_: None)
     on_b = train_run(tiny_cfg(corpus, tmp_path, mostly(b, a)), log=lambda *_: None)
-    assert on_a["status"] == on_b["status"] == FINISHED
-    assert on_a["val_loss"][a] < on_b["val_loss"][a]
-    assert on_b["val_loss"][b] < on_a["val_loss"][b]
-    assert set(on_a["val_loss"]) == set(meta.eval_domains)  # every domain, the target blend included
+    assert on_a.status == on_b.status == FINISHED
+    assert on_a.val_loss[a] < on_b.val_loss[a]
+    assert on_b.val_loss[b] < on_a.val_loss[b]
+    assert set(on_a.val_loss) == set(meta.eval_domains)  # every domain, the target blend included
 
 
 def test_finished_run_is_never_retrained_or_overwritten(corpus, tmp_path):
     meta = read_meta(corpus)
     weights = {d: 1 / len(meta.train_domains) for d in meta.train_domains}
     first = train_run(tiny_cfg(corpus, tmp_path, weights, tokens=20_480), log=lambda *_: None)
-    path = tmp_path / first["run_name"] / "result.json"
+    path = tmp_path / first.run_name / "result.json"
     stamp = path.stat().st_mtime_ns
     again = train_run(tiny_cfg(corpus, tmp_path, weights, tokens=20_480), log=lambda *_: None)
     assert again == read_record(path) and path.stat().st_mtime_ns == stamp
@@ -82,8 +81,8 @@ def _sweep(corpus: Path, work: Path, n: int) -> None:
     assert (work / "sweeps" / "t.mixtures.csv").is_file() and (work / "sweeps" / "t.yaml").is_file()
 
 
-def _records(out: Path) -> dict[str, dict]:
-    return {p.parent.name: json.loads(p.read_text()) for p in sorted(out.glob("*/result.json"))}
+def _records(out: Path) -> dict[str, RunRecord]:
+    return {p.parent.name: read_record(p) for p in sorted(out.glob("*/result.json"))}
 
 
 @pytest.mark.slow
@@ -97,11 +96,11 @@ def test_multirun_of_16_tiny_proxies_with_offline_wandb_runs_then_rerun_trains_n
     domains = read_meta(corpus).eval_domains
     wandb_ids = set()
     for name, record in records.items():
-        assert record["status"] == FINISHED and record["mixture_index"] == int(name[3:])
-        assert set(record["val_loss"]) == set(domains)
-        offline = list((tmp_path / "runs" / "t" / name / "wandb").glob(f"offline-run-*-{record['wandb']['id']}/run-*.wandb"))
+        assert record.status == FINISHED and record.mixture_index == int(name[3:])
+        assert set(record.val_loss) == set(domains)
+        offline = list((tmp_path / "runs" / "t" / name / "wandb").glob(f"offline-run-*-{record.wandb['id']}/run-*.wandb"))
         assert len(offline) == 1 and offline[0].stat().st_size > 1000  # a real, flushed W&B log
-        wandb_ids.add(record["wandb"]["id"])
+        wandb_ids.add(record.wandb["id"])
     assert len(wandb_ids) == 16  # each job its own W&B run
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs" / "t").glob("*/result.json")}
     again = cli("regmix-train", *args, cwd=tmp_path, timeout=600)
@@ -116,7 +115,7 @@ def test_basic_launcher_gives_each_job_its_own_wandb_run(corpus, tmp_path):
                "eval.tokens_per_domain=4096", "train.tokens=20480", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     records = _records(tmp_path / "runs" / "t")
-    assert len({r["wandb"]["id"] for r in records.values()}) == 3
+    assert len({r.wandb["id"] for r in records.values()}) == 3
     for name, record in records.items():
         assert len(list((tmp_path / "runs" / "t" / name / "wandb").glob("offline-run-*"))) == 1
 
@@ -141,12 +140,12 @@ def test_sigkill_leaves_no_finished_record_and_a_rerun_completes(corpus, tmp_pat
     proc.wait(timeout=30)
     run_dir = tmp_path / "runs" / "t" / "mix0001"
     record = read_record(run_dir)
-    assert record is None or record["status"] != FINISHED
+    assert record is None or record.status != FINISHED
     done = cli("regmix-train", "-m", "sweep=t", "mixture.index=0,1", f"data.dir={corpus}", "train.tokens=20480",
                "eval.tokens_per_domain=4096", cwd=tmp_path)  # the multirun again: it completes the killed run
     assert done.returncode == 0, done.stderr
-    assert read_record(run_dir)["status"] == FINISHED
-    assert read_record(tmp_path / "runs" / "t" / "mix0000")["status"] == FINISHED
+    assert read_record(run_dir).status == FINISHED
+    assert read_record(tmp_path / "runs" / "t" / "mix0000").status == FINISHED
 
 
 def test_sigterm_records_preempted_and_exits_143(corpus, tmp_path):
@@ -155,7 +154,7 @@ def test_sigterm_records_preempted_and_exits_143(corpus, tmp_path):
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 128 + signal.SIGTERM
     record = read_record(tmp_path / "runs" / "t" / "mix0001")
-    assert record["status"] == PREEMPTED and "SIGTERM" in record["error"]
+    assert record.status == PREEMPTED and "SIGTERM" in record.error
 
 
 @pytest.fixture(scope="module")
@@ -209,6 +208,6 @@ def test_cuda_bf16_compiled_run_matches_the_cpu_contract(corpus, tmp_path):
     weights = {d: 1 / len(meta.train_domains) for d in meta.train_domains}
     cfg = tiny_cfg(corpus, tmp_path, weights, tokens=204_800, device="cuda", precision="auto", compile=True)
     record = train_run(cfg, log=lambda *_: None)
-    assert record["status"] == FINISHED
-    assert record["config"]["train"]["device"] == "cuda"
-    assert all(0 < loss < 6 for loss in record["val_loss"].values())
+    assert record.status == FINISHED
+    assert record.config["train"]["device"] == "cuda"
+    assert all(0 < loss < 6 for loss in record.val_loss.values())

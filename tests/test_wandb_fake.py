@@ -11,9 +11,9 @@ import urllib.request
 
 import pytest
 
-from regmix.testing import DUMMY_API_KEY, FakeWandb, fake_wandb_url
-from regmix.testing.graphql_select import parse_operation, select
-from regmix.testing.run_filters import MISSING, UnsupportedFilter, matches
+from tests.fakes import DUMMY_API_KEY, FakeWandb, fake_wandb_url
+from tests.fakes.graphql_select import parse_operation, select
+from tests.fakes.run_filters import MISSING, UnsupportedFilter, matches
 
 
 def post(url: str, payload: dict, *, key: str = DUMMY_API_KEY, path: str = "/graphql") -> tuple[int, dict]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from regmix.testing import FakeWandb
+from tests.fakes import FakeWandb
 
 PROGRAM = textwrap.dedent(
     """

@@ -75,9 +75,9 @@ def online_group(tmp_path):
 def test_pull_by_group_from_real_wandb(online_group):
     entity, project, group = online_group
     records = load_wandb_runs(WandbSourceConfig(entity=entity, project=project, group=group, per_page=2))
-    by_index = {rec["mixture_index"]: rec for rec in records}
+    by_index = {rec.mixture_index: rec for rec in records}
     assert sorted(by_index) == [1, 2]  # the failed run (exit code 1) is left out by the server
-    assert by_index[2]["mixture"] == {"a": 0.5, "b": 0.5}
-    assert by_index[2]["val_loss"] == {"a": 4.0, "b": 5.0}
-    assert by_index[1]["model"] == "tiny" and by_index[1]["wandb"]["entity"] == entity
-    assert os.environ["WANDB_API_KEY"] not in json.dumps(records)
+    assert by_index[2].mixture == {"a": 0.5, "b": 0.5}
+    assert by_index[2].val_loss == {"a": 4.0, "b": 5.0}
+    assert by_index[1].model == "tiny" and by_index[1].wandb["entity"] == entity
+    assert os.environ["WANDB_API_KEY"] not in json.dumps([r.to_dict() for r in records])

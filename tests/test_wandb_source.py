@@ -14,7 +14,7 @@ from analysis.sources.wandb_api import (
     pull_wandb_runs,
     record_from_run,
 )
-from regmix.testing import DUMMY_API_KEY, FakeWandb
+from tests.fakes import DUMMY_API_KEY, FakeWandb
 
 DOMAINS = ("arxiv", "github", "pile_cc")
 SWEEP = "swp12345"
@@ -44,7 +44,7 @@ def add_proxy_run(fake: FakeWandb, index: int, *, state: str = "finished", sweep
         "n_params": {"total": 1000, "non_embedding": 500},
     }
     summary = {f"val/{d}/loss": 2.0 + index / 1000 + i for i, d in enumerate(DOMAINS)}
-    summary.update({"val/mean/loss": 3.0, "tokens": 65536, "_runtime": 12.5})
+    summary.update({"val/loss": 3.0, "tokens": 65536, "_runtime": 12.5})
     return fake.add_run(config=config, summary=summary, state=state, sweep=sweep, **kw)
 
 
@@ -82,7 +82,7 @@ def test_pulls_hundreds_of_runs_in_pages_of_finished_runs_only(sweep_of_450):
     pull = pull_wandb_runs(fast_config(sweep=SWEEP, per_page=PER_PAGE))
 
     expected_ids = {r.name for r in fake.runs.values() if r.sweep == SWEEP and r.state == "finished"}
-    got_ids = [rec["wandb"]["id"] for rec in pull.records]
+    got_ids = [rec.wandb["id"] for rec in pull.records]
     assert len(got_ids) == N_FINISHED and set(got_ids) == expected_ids
     # Pages only: one request per page of finished runs, no request per run.
     pages = math.ceil(N_FINISHED / PER_PAGE)
@@ -95,15 +95,15 @@ def test_pulls_hundreds_of_runs_in_pages_of_finished_runs_only(sweep_of_450):
 def test_weights_come_from_the_nested_config_never_the_flat_sweep_key(sweep_of_450):
     records = load_wandb_runs(fast_config(sweep=SWEEP, per_page=PER_PAGE), log=lambda line: None)
     for rec in records:
-        index = rec["mixture_index"]
+        index = rec.mixture_index
         assert index < N_FINISHED  # the flat "mixture.index" holds index + 1000
-        assert rec["mixture"] == weights_for(index)
-        assert rec["val_loss"] == pytest.approx({d: 2.0 + index / 1000 + i for i, d in enumerate(DOMAINS)})
-        assert "mean" not in rec["val_loss"]
-        assert rec["status"] == "finished" and rec["tokens"] == 65536 and rec["model"] == "tiny"
-        assert rec["run_name"] == f"mix{index:04d}" and rec["sweep"] == "demo"
-        assert rec["wandb"]["sweep_id"] == SWEEP and rec["wandb"]["project"] == "regmix"
-        assert rec["corpus"]["content_hash"] == "abc"
+        assert rec.mixture == weights_for(index)
+        assert rec.val_loss == pytest.approx({d: 2.0 + index / 1000 + i for i, d in enumerate(DOMAINS)})
+        assert "mean" not in rec.val_loss
+        assert rec.status == "finished" and rec.tokens == 65536 and rec.model == "tiny"
+        assert rec.run_name == f"mix{index:04d}" and rec.sweep == "demo"
+        assert rec.wandb["sweep_id"] == SWEEP and rec.wandb["project"] == "regmix"
+        assert rec.corpus["content_hash"] == "abc"
 
 
 def test_group_and_tag_selectors(fake):
@@ -112,13 +112,13 @@ def test_group_and_tag_selectors(fake):
     add_proxy_run(fake, 99, sweep=None, group="g1", state="failed")
 
     by_group = pull_wandb_runs(fast_config(group="g1"))
-    assert sorted(r["mixture_index"] for r in by_group.records) == [0, 1, 2, 3]
+    assert sorted(r.mixture_index for r in by_group.records) == [0, 1, 2, 3]
     by_tag = pull_wandb_runs(fast_config(tags=["keep"]))
-    assert sorted(r["mixture_index"] for r in by_tag.records) == [1, 3, 5]
+    assert sorted(r.mixture_index for r in by_tag.records) == [1, 3, 5]
     both = pull_wandb_runs(fast_config(group="g1", tags=["keep"]))
-    assert sorted(r["mixture_index"] for r in both.records) == [1, 3]
+    assert sorted(r.mixture_index for r in both.records) == [1, 3]
     rounds = pull_wandb_runs(fast_config(group=["g1", "g2"]))  # the rounds of an active search
-    assert sorted(r["mixture_index"] for r in rounds.records) == [0, 1, 2, 3, 4, 5]
+    assert sorted(r.mixture_index for r in rounds.records) == [0, 1, 2, 3, 4, 5]
 
 
 def test_runs_without_weights_or_losses_are_skipped_and_reported(fake):
@@ -130,7 +130,7 @@ def test_runs_without_weights_or_losses_are_skipped_and_reported(fake):
 
     records = load_wandb_runs(fast_config(sweep=SWEEP), log=lines.append)
 
-    assert [r["mixture_index"] for r in records] == [0]
+    assert [r.mixture_index for r in records] == [0]
     pull = pull_wandb_runs(fast_config(sweep=SWEEP))
     assert {reason: len(ids) for reason, ids in pull.skipped.items()} == {
         "no mixture.weights in the run config": 2,
@@ -144,7 +144,7 @@ def test_api_key_never_appears_in_what_the_source_returns_or_logs(sweep_of_450, 
     lines: list[str] = []
     records = load_wandb_runs(fast_config(sweep=SWEEP, per_page=PER_PAGE), log=lines.append)
     captured = capsys.readouterr()
-    for text in (json.dumps(records), "\n".join(lines), captured.out, captured.err, repr(sweep_of_450.request_log)):
+    for text in (json.dumps([r.to_dict() for r in records]), "\n".join(lines), captured.out, captured.err, repr(sweep_of_450.request_log)):
         assert DUMMY_API_KEY not in text
 
 
@@ -185,11 +185,19 @@ def test_record_from_run_handles_what_an_agent_does_to_a_config():
         "data": {"name": "pile", "dir": "data/pile", "tokenizer": {"kind": "bpe"}},
     }
     record, reason = record_from_run(config=config, summary={"val/a/loss": 1.5, "train/tokens": 10}, **common)
-    assert reason == "" and record["model"] == "1m" and record["tokens"] == 10
-    assert record["corpus"] == {"name": "pile", "path": "data/pile", "content_hash": None, "tokenizer": "bpe"}
+    assert reason == "" and record.model == "1m" and record.tokens == 10
+    assert record.corpus == {"name": "pile", "path": "data/pile", "content_hash": None, "tokenizer": "bpe"}
 
     bad = {**config, "mixture": {"weights": {"a": 0.9, "b": 0.9}}}
     assert record_from_run(config=bad, summary={"val/a/loss": 1.5}, **common)[1].startswith("invalid mixture.weights")
     nan = record_from_run(config=config, summary={"val/a/loss": float("nan")}, **common)
     assert nan[0] is None and "non-finite" in nan[1]
-    assert record_from_run(config=config, summary={"val/mean/loss": 1.0}, **common)[1].startswith("no val/")
+    assert record_from_run(config=config, summary={"val/loss": 1.0}, **common)[1].startswith("no val/")
+
+
+def test_a_domain_named_mean_is_kept_and_the_mean_is_not_a_domain():
+    common = dict(run_id="abc", display_name="x", state="finished", sweep_id="s", entity="e", project="p", url=None)
+    config = {"mixture": {"index": 0, "weights": {"mean": 0.5, "b": 0.5}}, "model": {"name": "tiny"}}
+    summary = {"val/mean/loss": 2.5, "val/b/loss": 3.5, "val/loss": 3.0, "tokens": 10}
+    record, reason = record_from_run(config=config, summary=summary, **common)
+    assert reason == "" and record.val_loss == {"mean": 2.5, "b": 3.5}

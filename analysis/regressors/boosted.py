@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from analysis.config import LightGBMConfig, XGBoostConfig
 from analysis.regressors.base import DomainRegressor, prediction_threads
+
+# Defaults are defined once, in the config dataclasses; the estimators' __init__ (which the
+# scikit-learn contract wants explicit) take them from there.
+_LIGHTGBM, _XGBOOST = LightGBMConfig(), XGBoostConfig()
 
 
 def scaled_min_child_samples(n_runs: int) -> int:
@@ -25,14 +30,14 @@ class LightGBMRegressor(DomainRegressor):
 
     def __init__(
         self,
-        n_estimators: int = 1000,
-        learning_rate: float = 0.01,
-        num_leaves: int = 31,
-        min_child_samples: int | None = None,
-        subsample: float = 1.0,
-        colsample_bytree: float = 1.0,
-        reg_lambda: float = 0.0,
-        n_jobs: int = 1,
+        n_estimators: int = _LIGHTGBM.n_estimators,
+        learning_rate: float = _LIGHTGBM.learning_rate,
+        num_leaves: int = _LIGHTGBM.num_leaves,
+        min_child_samples: int | None = _LIGHTGBM.min_child_samples,
+        subsample: float = _LIGHTGBM.subsample,
+        colsample_bytree: float = _LIGHTGBM.colsample_bytree,
+        reg_lambda: float = _LIGHTGBM.reg_lambda,
+        n_jobs: int = _LIGHTGBM.n_jobs,
         predict_threads: int = 0,
         random_state: int = 0,
     ):
@@ -77,14 +82,14 @@ class XGBoostRegressor(DomainRegressor):
 
     def __init__(
         self,
-        n_estimators: int = 500,
-        learning_rate: float = 0.03,
-        max_depth: int = 4,
-        min_child_weight: float = 1.0,
-        subsample: float = 0.8,
-        colsample_bytree: float = 1.0,
-        reg_lambda: float = 1.0,
-        n_jobs: int = 1,
+        n_estimators: int = _XGBOOST.n_estimators,
+        learning_rate: float = _XGBOOST.learning_rate,
+        max_depth: int = _XGBOOST.max_depth,
+        min_child_weight: float = _XGBOOST.min_child_weight,
+        subsample: float = _XGBOOST.subsample,
+        colsample_bytree: float = _XGBOOST.colsample_bytree,
+        reg_lambda: float = _XGBOOST.reg_lambda,
+        n_jobs: int = _XGBOOST.n_jobs,
         predict_threads: int = 0,
         random_state: int = 0,
     ):

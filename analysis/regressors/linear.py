@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 from sklearn.linear_model import RidgeCV
 
+from analysis.config import RidgeConfig
 from analysis.regressors.base import DomainRegressor
+
+_RIDGE = RidgeConfig()  # defaults defined once, in the config dataclass
 
 
 class RidgeRegressor(DomainRegressor):
@@ -14,7 +17,13 @@ class RidgeRegressor(DomainRegressor):
     Cheap enough to predict millions of candidates directly (a matrix-vector product).
     """
 
-    def __init__(self, alpha_min: float = 1e-6, alpha_max: float = 1e3, n_alphas: int = 28, random_state: int = 0):
+    def __init__(
+        self,
+        alpha_min: float = _RIDGE.alpha_min,
+        alpha_max: float = _RIDGE.alpha_max,
+        n_alphas: int = _RIDGE.n_alphas,
+        random_state: int = 0,
+    ):
         self.alpha_min = alpha_min
         self.alpha_max = alpha_max
         self.n_alphas = n_alphas

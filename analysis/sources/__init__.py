@@ -35,9 +35,12 @@ def load_runs(cfg, *, sweeps: Sequence[str] = (), runs_dir: str = "runs") -> Raw
     if cfg.kind == "csv":
         from analysis.sources.csv_tables import load_csv_runs
 
+        mixtures, losses = cfg.mixtures, cfg.losses
+        if cfg.dataset:
+            mixtures, losses = _dataset_files(cfg.dataset, mixtures, losses)
         return load_csv_runs(
-            mixtures=cfg.mixtures,
-            losses=cfg.losses,
+            mixtures=mixtures,
+            losses=losses,
             index=cfg.index,
             weight_prefix=cfg.weight_prefix,
             weight_suffix=cfg.weight_suffix,
@@ -56,7 +59,7 @@ def load_runs(cfg, *, sweeps: Sequence[str] = (), runs_dir: str = "runs") -> Raw
         records = load_wandb_runs(cfg.wandb)
         items = []
         for position, record in enumerate(records):
-            run_id = str((record.get("wandb") or {}).get("id") or record.get("run_name") or position)
+            run_id = str((record.wandb or {}).get("id") or record.run_name or position)
             items.append((run_id, record))
         w = cfg.wandb
         groups = [w.group] if isinstance(w.group, str) else list(w.group or [])
@@ -65,3 +68,16 @@ def load_runs(cfg, *, sweeps: Sequence[str] = (), runs_dir: str = "runs") -> Raw
         )
         return records_to_raw(items, source=label, location=where)
     raise AnalysisError(f"source.kind={cfg.kind!r} is unknown; use one of {list(KINDS)} (e.g. source=local)")
+
+
+def _dataset_files(dataset: str, *names: str | None) -> list[str]:
+    """Paths of a released dataset's files (fetched and verified on first use)."""
+    from analysis import paper_data
+
+    if dataset != paper_data.DATASET:
+        raise AnalysisError(f"source.dataset={dataset!r} is unknown; use {paper_data.DATASET!r} or give file paths")
+    missing = [n for n in names if not n]
+    if missing:
+        raise AnalysisError(f"source.dataset={dataset} needs source.mixtures and source.losses (file names)")
+    folder = paper_data.locate(names, log=lambda line: print(line, flush=True))
+    return [str(folder / name) for name in names]

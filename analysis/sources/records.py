@@ -1,6 +1,6 @@
-"""Run records (the dicts `regmix.run_record` defines) -> `RawRuns`.
+"""Run records (`regmix.run_record.RunRecord`) -> `RawRuns`.
 
-Shared by the local source (result.json files) and the W&B source (run-record-shaped dicts).
+Shared by the local source (result.json files) and the W&B source (a `RunRecord` per W&B run).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.runs_table import META_COLUMNS, RawRuns
+from regmix.run_record import RunRecord
 
 
 def _number(value: Any) -> float:
@@ -21,10 +22,11 @@ def _number(value: Any) -> float:
         return np.nan  # validation names the run and drops it
 
 
-def _prior(records: list[Mapping[str, Any]]) -> dict[str, float] | None:
+def _prior(records: list[RunRecord]) -> dict[str, float] | None:
     """Token prior from the corpus identity the runs recorded (train tokens per domain)."""
     for record in records:
-        counts = (record.get("corpus") or {}).get("train_tokens")
+        corpus = record.corpus if isinstance(record.corpus, Mapping) else {}
+        counts = corpus.get("train_tokens")
         if isinstance(counts, Mapping) and counts:
             return {str(d): float(c) for d, c in counts.items()}
     return None
@@ -59,7 +61,7 @@ def training_setup(config: Any) -> str | None:
 
 
 def records_to_raw(
-    items: Iterable[tuple[str, Mapping[str, Any]]],
+    items: Iterable[tuple[str, RunRecord]],
     *,
     source: str,
     location: str = "",
@@ -71,26 +73,23 @@ def records_to_raw(
     records = [record for _, record in items]
     meta = []
     for record in records:
-        corpus = record.get("corpus") or {}
+        corpus = record.corpus
         meta.append(
             {
                 "source": source,
-                "status": record.get("status"),
-                "model": record.get("model"),
+                "status": record.status,
+                "model": record.model,
                 "corpus": corpus.get("content_hash") if isinstance(corpus, Mapping) else corpus,
-                "tokens": record.get("tokens"),
-                "setup": training_setup(record.get("config")),
-                "sweep": record.get("sweep"),
-                "mixture_index": record.get("mixture_index"),
+                "tokens": record.tokens,
+                "setup": training_setup(record.config),
+                "sweep": record.sweep,
+                "mixture_index": record.mixture_index,
             }
         )
     index = pd.Index(ids, name="run")
 
     def frame(key: str) -> pd.DataFrame:
-        rows = [
-            {str(d): _number(v) for d, v in (r.get(key) or {}).items()} if isinstance(r.get(key), Mapping) else {}
-            for r in records
-        ]
+        rows = [{str(d): _number(v) for d, v in getattr(r, key).items()} for r in records]
         return pd.DataFrame.from_records(rows, index=index).astype(np.float64) if rows else pd.DataFrame(index=index)
 
     runs = pd.DataFrame(meta, index=index, columns=list(META_COLUMNS))

@@ -5,7 +5,7 @@ login check and the default entity). Config and summary come inside each page
 (`lazy=False`), so there is no request per run; crashed, failed, killed and running runs are
 filtered out by the server (`{"state": "finished"}`) and never travel.
 
-Each run becomes a dict shaped like the run record the project owns (`regmix.run_record`):
+Each run becomes the run record the project owns (`regmix.run_record.RunRecord`):
 weights from the run's own nested config `mixture.weights` (never from the flat sweep key
 `mixture.index` that `wandb agent` merges in), losses from summary keys `val/<domain>/loss`.
 A run without weights or losses is skipped and reported with its reason.
@@ -31,10 +31,10 @@ from typing import Any, List, Optional
 
 from analysis.errors import AnalysisError
 from regmix.mixture import Mixture, MixtureError
-from regmix.run_record import FINISHED, SCHEMA_VERSION
+from regmix.metrics import TOKENS_KEY, parse_val_loss_key
+from regmix.run_record import FINISHED, RunRecord
 
 #: `val/<name>/loss` summary keys that are aggregates the training app logs, not domains.
-AGGREGATE_LOSS_NAMES = frozenset({"mean"})
 
 
 class WandbSourceError(AnalysisError):
@@ -86,7 +86,7 @@ class WandbPull:
     path: str
     """entity/project pulled from."""
     filters: dict[str, Any]
-    records: list[dict[str, Any]]
+    records: list[RunRecord]
     skipped: dict[str, list[str]]
     """reason -> ids of the runs skipped for it."""
 
@@ -168,8 +168,8 @@ def check_config(cfg: WandbSourceConfig) -> None:
             raise WandbSourceError(f"source.wandb.{name}={value} is too small; use a value >= {minimum}")
 
 
-def load_wandb_runs(cfg: WandbSourceConfig, *, log: Optional[Callable[[str], None]] = None) -> list[dict[str, Any]]:
-    """Finished runs as run-record-shaped dicts (see `regmix.run_record`).
+def load_wandb_runs(cfg: WandbSourceConfig, *, log: Optional[Callable[[str], None]] = None) -> list[RunRecord]:
+    """Finished runs as `RunRecord`s.
 
     Skipped runs (no mixture weights, no losses) are reported through `log` (default: one
     line on stderr). Raises `WandbSourceError` when the pull fails after its retries.
@@ -242,7 +242,7 @@ def _pull_pages(cfg: WandbSourceConfig, filters: dict[str, Any]) -> WandbPull:
     # lazy=False: config and summary ride in each page; lazy runs cost one request per run.
     runs = api.runs(path, filters=filters, per_page=cfg.per_page, lazy=False)
     total = len(runs)  # loads the first page (its runCount); iteration reuses it
-    records: list[dict[str, Any]] = []
+    records: list[RunRecord] = []
     skipped: dict[str, list[str]] = {}
     seen: set[str] = set()
     # A bar only when more than one page comes: a single request has nothing to show.
@@ -284,8 +284,8 @@ def record_from_run(
     project: str,
     url: Optional[str],
     created_at: Optional[str] = None,
-) -> tuple[Optional[dict[str, Any]], str]:
-    """A run-record-shaped dict for one W&B run, or (None, reason it cannot be used)."""
+) -> tuple[Optional[RunRecord], str]:
+    """The `RunRecord` of one W&B run, or (None, reason it cannot be used)."""
     if state != FINISHED:
         return None, f"state {state!r} (not finished)"
     mixture_cfg = config.get("mixture")
@@ -298,34 +298,33 @@ def record_from_run(
         return None, f"invalid mixture.weights ({_first_line(err)})"
     val_loss: dict[str, float] = {}
     for key, value in summary.items():
-        parts = key.split("/")
-        if len(parts) == 3 and parts[0] == "val" and parts[2] == "loss" and parts[1] not in AGGREGATE_LOSS_NAMES:
+        domain = parse_val_loss_key(key)
+        if domain is not None:
             loss = _as_float(value)
             if loss is None or not math.isfinite(loss):
                 return None, f"non-finite or non-numeric {key} in the summary"
-            val_loss[parts[1]] = loss
+            val_loss[domain] = loss
     if not val_loss:
         return None, "no val/<domain>/loss in the run summary"
-    tokens = _as_float(summary.get("tokens", summary.get("train/tokens")))
+    tokens = _as_float(summary.get(TOKENS_KEY, summary.get("train/tokens")))
     model = config.get("model")
     # Under `wandb agent`, a swept parameter named like a config group replaces the dict.
     model_name = model.get("name") if isinstance(model, Mapping) else model
     user_config = {k: v for k, v in config.items() if not k.startswith("_")}
-    record = {
-        "schema": SCHEMA_VERSION,
-        "status": FINISHED,
-        "run_name": config.get("run_name") or display_name or run_id,
-        "sweep": config.get("sweep") or sweep_id,
-        "mixture_index": _as_index(mixture_cfg.get("index")),
-        "mixture_name": mixture_cfg.get("name"),
-        "mixture": mixture.to_dict(),
-        "val_loss": val_loss,
-        "tokens": int(tokens) if tokens is not None else None,
-        "model": None if model_name is None else str(model_name),
-        "n_params": config.get("n_params"),
-        "corpus": _corpus_identity(config),
-        "seed": config.get("seed"),
-        "wandb": {
+    record = RunRecord(
+        status=FINISHED,
+        run_name=config.get("run_name") or display_name or run_id,
+        sweep=config.get("sweep") or sweep_id,
+        mixture_index=_as_index(mixture_cfg.get("index")),
+        mixture_name=mixture_cfg.get("name"),
+        mixture=mixture.to_dict(),
+        val_loss=val_loss,
+        tokens=int(tokens) if tokens is not None else None,
+        model=None if model_name is None else str(model_name),
+        n_params=config.get("n_params"),
+        corpus=_corpus_identity(config),
+        seed=config.get("seed"),
+        wandb={
             "id": run_id,
             "project": project,
             "entity": entity,
@@ -334,10 +333,10 @@ def record_from_run(
             "sweep_id": sweep_id,
             "url": url,
         },
-        "config": user_config,
-        "started_at": created_at,
-        "wall_s": _as_float(summary.get("_runtime")),
-    }
+        config=user_config,
+        started_at=created_at,
+        wall_s=_as_float(summary.get("_runtime")),
+    )
     return record, ""
 
 

@@ -4,28 +4,15 @@ from __future__ import annotations
 
 import os
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from regmix.cli.hydra_app import CONF_DIR, quiet_broken_pipe, user_errors_exit
+from regmix.cli.hydra_app import hydra_main
+from regmix.demo.config import register_demo_config
+
+register_demo_config()
 
 
-def _register() -> None:
-    from hydra.core.config_store import ConfigStore
-
-    from regmix.config import register_configs
-    from regmix.demo.config import DemoConfig
-
-    register_configs()
-    ConfigStore.instance().store(name="demo_schema", node=DemoConfig)
-
-
-_register()
-
-
-@quiet_broken_pipe
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="demo")
-@user_errors_exit
+@hydra_main("demo")
 def main(cfg: DictConfig) -> None:
     os.environ.setdefault("WANDB_SILENT", "true")  # one progress bar per stage instead of W&B's banners
     from regmix.demo.run import run_demo

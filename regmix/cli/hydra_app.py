@@ -1,4 +1,4 @@
-"""What every regmix entry point shares: where the configs live and how user errors end."""
+"""What every regmix entry point shares: where its config comes from and how user errors end."""
 
 from __future__ import annotations
 
@@ -6,11 +6,22 @@ import errno
 import functools
 import os
 import sys
-from pathlib import Path
 
-#: The project's Hydra configs (`conf/` at the top of the checkout). regmix runs from a
-#: checkout (editable install): emitted mixtures are written into the same conf/mixture/.
-CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+from regmix.hydra_conf import CONFIG_PATH, VERSION_BASE, ignore_missing_user_conf
+
+
+def hydra_main(config_name: str):
+    """`@hydra.main` over the shipped configs (plus ./conf), with `user_errors_exit` inside and
+    `quiet_broken_pipe` outside."""
+    import hydra
+
+    ignore_missing_user_conf()
+
+    def decorate(fn):
+        app = hydra.main(version_base=VERSION_BASE, config_path=CONFIG_PATH, config_name=config_name)
+        return quiet_broken_pipe(app(user_errors_exit(fn)))
+
+    return decorate
 
 
 #: OS errors a user fixes (a full disk, a folder they may not write), with the fix to name.

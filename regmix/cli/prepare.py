@@ -8,25 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
-from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from regmix.cli.hydra_app import CONF_DIR, quiet_broken_pipe, user_errors_exit
+from regmix.cli.hydra_app import hydra_main
+from regmix.config import register_configs
 from regmix.corpus.config import PrepareAppConfig
 
-
-def register_prepare_config() -> None:
-    """Register the `regmix-prepare` schema with Hydra (idempotent)."""
-    ConfigStore.instance().store(name="prepare_schema", node=PrepareAppConfig)
+register_configs()
 
 
-register_prepare_config()
-
-
-@quiet_broken_pipe
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="prepare")
-@user_errors_exit
+@hydra_main("prepare")
 def main(cfg: DictConfig) -> None:
     from regmix.corpus.prepare import format_domain_table, prepare_corpus
 

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from regmix.cli.hydra_app import CONF_DIR, quiet_broken_pipe, user_errors_exit
+from regmix.cli.hydra_app import hydra_main
 from regmix.config import register_configs
 
 register_configs()
 
 
-@quiet_broken_pipe
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
-@user_errors_exit
+@hydra_main("train")
 def main(cfg: DictConfig) -> None:
     from regmix.train import train_run  # torch is imported only when a run really starts
 

@@ -15,27 +15,12 @@ import json
 import os
 from pathlib import Path
 
-from regmix.atomic_file import write_text_atomic
-from regmix.corpus.store import CorpusError, CorpusMeta, shard_path
-
-STAMP_NAME = ".verified.json"
-SPLITS = ("train", "val")
+from regmix.corpus.store import SPLITS, STAMP_NAME, CorpusError, CorpusMeta, shard_path, shard_stats, write_stamp
 _CHUNK = 1 << 20  # bytes per read while hashing
 
 
 def _shards(corpus_dir: Path, meta: CorpusMeta) -> list[tuple[str, str, Path]]:
     return [(domain, split, shard_path(corpus_dir, domain, split)) for domain in meta.domains for split in SPLITS]
-
-
-def _stats(corpus_dir: Path, meta: CorpusMeta) -> dict[str, list[int]] | None:
-    out = {}
-    for domain, split, path in _shards(corpus_dir, meta):
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            return None
-        out[f"{domain}/{split}"] = [st.st_size, st.st_mtime_ns]
-    return out
 
 
 def hash_shards(corpus_dir: str | os.PathLike, meta: CorpusMeta) -> tuple[str, dict[str, str]]:
@@ -57,21 +42,6 @@ def hash_shards(corpus_dir: str | os.PathLike, meta: CorpusMeta) -> tuple[str, d
     return total.hexdigest()[:16], per_shard
 
 
-def write_stamp(corpus_dir: str | os.PathLike, meta: CorpusMeta, per_shard: dict[str, str]) -> None:
-    """Remember that the shards, as they are now, match `meta.content_hash` (best effort: a
-    read-only corpus is simply hashed again next time)."""
-    corpus_dir = Path(corpus_dir)
-    stats = _stats(corpus_dir, meta)
-    if stats is None:
-        return
-    stamp = {"content_hash": meta.content_hash,
-             "shards": {key: [*stats[key], per_shard.get(key)] for key in stats}}
-    try:
-        write_text_atomic(corpus_dir / STAMP_NAME, json.dumps(stamp, indent=1))
-    except OSError:
-        pass
-
-
 def _read_stamp(corpus_dir: Path) -> dict:
     try:
         stamp = json.loads((corpus_dir / STAMP_NAME).read_text())
@@ -87,7 +57,7 @@ def verify_corpus(corpus_dir: str | os.PathLike, meta: CorpusMeta) -> bool:
     """
     corpus_dir = Path(corpus_dir)
     stamp = _read_stamp(corpus_dir)
-    stats = _stats(corpus_dir, meta)
+    stats = shard_stats(corpus_dir, meta)
     known = stamp.get("shards", {})
     if (stats is not None and stamp.get("content_hash") == meta.content_hash
             and all(known.get(key, [None, None])[:2] == value for key, value in stats.items())):

@@ -207,8 +207,44 @@ def write_corpus(
         source=source or {},
         target_blend=target_blend or {},
     )
-    from regmix.corpus.integrity import write_stamp  # integrity builds on this module
-
     write_stamp(corpus_dir, meta, per_shard)  # before meta: a folder with meta is a finished corpus
     write_text_atomic(corpus_dir / META_NAME, json.dumps(meta.to_json(), indent=2))
     return meta
+
+
+# --------------------------------------------------------------------------------------
+# The verification stamp (read by regmix.corpus.integrity; written here with the corpus)
+# --------------------------------------------------------------------------------------
+
+#: Beside meta.json: size and mtime of every shard when its bytes last matched content_hash.
+STAMP_NAME = ".verified.json"
+SPLITS = ("train", "val")
+
+
+def shard_stats(corpus_dir: Path, meta: CorpusMeta) -> dict[str, list[int]] | None:
+    """Size and mtime (ns) of every shard, or None when one is missing."""
+    out = {}
+    for domain in meta.domains:
+        for split in SPLITS:
+            path = shard_path(corpus_dir, domain, split)
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                return None
+            out[f"{domain}/{split}"] = [st.st_size, st.st_mtime_ns]
+    return out
+
+
+def write_stamp(corpus_dir: str | os.PathLike, meta: CorpusMeta, per_shard: dict[str, str]) -> None:
+    """Remember that the shards, as they are now, match `meta.content_hash` (best effort: a
+    read-only corpus is simply hashed again next time)."""
+    corpus_dir = Path(corpus_dir)
+    stats = shard_stats(corpus_dir, meta)
+    if stats is None:
+        return
+    stamp = {"content_hash": meta.content_hash,
+             "shards": {key: [*stats[key], per_shard.get(key)] for key in stats}}
+    try:
+        write_text_atomic(corpus_dir / STAMP_NAME, json.dumps(stamp, indent=1))
+    except OSError:
+        pass

@@ -10,20 +10,6 @@ from regmix.config import ModelConfig, SamplerConfig, TrackerConfig, TrainConfig
 from regmix.corpus.config import DataConfig
 
 
-def _proxy_train() -> TrainConfig:
-    # ~100k tokens of 16 x 128 per step: 50 steps, ~3-4 s per proxy on one core.
-    return TrainConfig(tokens=102_400, batch_size=16, seq_len=128, lr=3e-3, warmup_steps=5, threads=1)
-
-
-def _target_train() -> TrainConfig:
-    # 3x the proxies' tokens on a model with ~4.5x their non-embedding params (model=small).
-    # Cosine to a low lr, as target runs do: with a constant lr the last steps' noise made two
-    # seeds of one mixture differ by ~0.2 nats; cosine brought that to ~0.06.
-    return TrainConfig(
-        tokens=307_200, batch_size=16, seq_len=128, lr=3e-3, warmup_steps=5, schedule="cosine", min_lr=1e-4, threads=1
-    )
-
-
 @dataclass
 class DemoConfig:
     """The loop: prepare -> sample -> proxies -> fit -> target-scale runs -> report."""
@@ -37,12 +23,13 @@ class DemoConfig:
     """Proxy runs (mixtures sampled with RegMix's generator)."""
     sample_seed: int = 42
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
-    proxy_model: ModelConfig = field(default_factory=lambda: ModelConfig(name="tiny", max_seq_len=512))
-    proxy_train: TrainConfig = field(default_factory=_proxy_train)
-    target_model: ModelConfig = field(
-        default_factory=lambda: ModelConfig(name="small", n_layers=4, d_model=96, n_heads=4, d_mlp=192, max_seq_len=512)
-    )
-    target_train: TrainConfig = field(default_factory=_target_train)
+    # The four presets are composed from conf/ (conf/demo.yaml: model@proxy_model=tiny,
+    # train@proxy_train=tiny, model@target_model=small, train@target_train=demo_target);
+    # they are not restated here.
+    proxy_model: ModelConfig = field(default_factory=ModelConfig)
+    proxy_train: TrainConfig = field(default_factory=TrainConfig)
+    target_model: ModelConfig = field(default_factory=ModelConfig)
+    target_train: TrainConfig = field(default_factory=TrainConfig)
     eval_tokens: int = 16_384
     """Validation tokens per domain (the same slice for every run)."""
     target: Optional[str] = None
@@ -74,3 +61,13 @@ class DemoConfig:
         )
     )
     """regmix-fit settings; the demo sets the target and refits (overwrite) on every rerun."""
+
+
+def register_demo_config() -> None:
+    """Register the `regmix-demo` schema (and the training side's) with Hydra (idempotent)."""
+    from hydra.core.config_store import ConfigStore
+
+    from regmix.config import register_configs
+
+    register_configs()
+    ConfigStore.instance().store(name="demo_schema", node=DemoConfig)

@@ -16,16 +16,16 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
-from regmix.config import EvalConfig, MixtureConfig, ModelConfig, TrainAppConfig, TrainConfig
-from regmix.corpus.store import CorpusMeta, TARGET_ROLE
+from regmix.config import EvalConfig, MixtureConfig, TrainAppConfig
+from regmix.corpus.store import CorpusMeta
 from regmix.demo.config import DemoConfig
 from regmix.mixture import Mixture
+from regmix.run_record import RunRecord
 
 @dataclass
 class Job:
@@ -95,7 +95,7 @@ def stop_when_orphaned(parent_pid: int, *, poll_s: float = PARENT_POLL_S) -> Non
 _watched: dict[int, int] = {}
 
 
-def _train_one(position: int, app_cfg: TrainAppConfig, parent_pid: int) -> tuple[int, dict[str, Any]]:
+def _train_one(position: int, app_cfg: TrainAppConfig, parent_pid: int) -> tuple[int, RunRecord]:
     # In a worker process: quiet, one torch thread (set by train_run), the record is the result.
     os.environ.setdefault("WANDB_SILENT", "true")
     stop_when_orphaned(parent_pid)
@@ -106,11 +106,11 @@ def _train_one(position: int, app_cfg: TrainAppConfig, parent_pid: int) -> tuple
     return position, train_run(app_cfg, resolved=asdict(app_cfg), log=lambda *_: None)
 
 
-def train_many(cfg: DemoConfig, jobs: list[Job], desc: str) -> list[dict[str, Any]]:
+def train_many(cfg: DemoConfig, jobs: list[Job], desc: str) -> list[RunRecord]:
     """Train `jobs` over worker processes (joblib), with a progress bar; records in job order."""
     configs = [train_config(cfg, job) for job in jobs]
     n_jobs = cfg.jobs or os.cpu_count() or 1
-    records: list[dict[str, Any] | None] = [None] * len(configs)
+    records: list[RunRecord | None] = [None] * len(configs)
     runner = Parallel(n_jobs=min(n_jobs, len(configs)), return_as="generator_unordered")
     with tqdm(total=len(configs), desc=desc, unit="run") as bar:
         for position, record in runner(delayed(_train_one)(i, c, os.getpid()) for i, c in enumerate(configs)):
@@ -119,17 +119,18 @@ def train_many(cfg: DemoConfig, jobs: list[Job], desc: str) -> list[dict[str, An
     return records
 
 
-def target_loss(record: dict[str, Any], target: str) -> float:
-    return float(record["val_loss"][target])
+def target_loss(record: RunRecord, target: str) -> float:
+    return float(record.val_loss[target])
 
 
 def pick_target(cfg: DemoConfig, meta: CorpusMeta) -> str:
-    if cfg.target:
-        return cfg.target
-    targets = [d for d, m in meta.domains.items() if m.role == TARGET_ROLE]
-    if len(targets) != 1:
-        raise ValueError(f"corpus {meta.name!r} has {len(targets)} target domains; set target=<domain>")
-    return targets[0]
+    """The demo's target: `default_target` (the one place a sweep's target is picked), required."""
+    from regmix.sweep.record import default_target
+
+    target = default_target(meta, cfg.target)
+    if target is None:
+        raise ValueError(f"corpus {meta.name!r} has no single target-role domain; set target=<domain>")
+    return target
 
 
 def rank_check_indices(proxy_losses: dict[int, float], n: int) -> list[int]:

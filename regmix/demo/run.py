@@ -10,7 +10,6 @@ from pathlib import Path
 from scipy.stats import spearmanr
 
 from analysis.fit import FitResult, run_fit
-from regmix.cli.sample import sample_sweep
 from regmix.corpus.prepare import prepare_corpus
 from regmix.demo.config import DemoConfig
 from regmix.demo.pipeline import (
@@ -18,7 +17,10 @@ from regmix.demo.pipeline import (
 )
 from regmix.demo.report import DemoOutcome, write_report
 from regmix.mixture import Mixture
-from regmix.sampler import read_mixtures_table, settings_path
+from regmix.sweep.files import settings_path
+from regmix.sweep.record import SweepRecord
+from regmix.sweep.sample import sample_sweep
+from regmix.sweep.table import mixtures_from_table, read_mixtures_table
 
 
 def _check_reused_table(table_path: Path, cfg: DemoConfig) -> None:
@@ -26,11 +28,8 @@ def _check_reused_table(table_path: Path, cfg: DemoConfig) -> None:
     sample_seed or sampler must not quietly train on (and report) the old table."""
     from dataclasses import asdict
 
-    settings_file = settings_path(table_path.parent, cfg.sweep)
-    try:
-        recorded = json.loads(settings_file.read_text())
-    except (OSError, ValueError):
-        recorded = {}
+    record = SweepRecord.read(settings_path(table_path.parent, cfg.sweep))
+    recorded = {"seed": record.seed, "sampler": record.sampler} if record else {}
     asked = {"seed": cfg.sample_seed, "sampler": asdict(cfg.sampler)}
     differ = [key for key, value in asked.items() if recorded.get(key) != json.loads(json.dumps(value))]
     if differ:
@@ -64,8 +63,8 @@ def run_demo(cfg: DemoConfig) -> DemoOutcome:
     if len(table) != cfg.n_mixtures:
         raise ValueError(f"{table_path} has {len(table)} mixtures but n_mixtures={cfg.n_mixtures}; "
                          f"use another out_dir or delete {table_path}")
-    proxies = [Job("proxy", Mixture({d: float(row[d]) for d in domains}), "proxy", index=int(row["index"]))
-               for _, row in table.iterrows()]
+    proxies = [Job("proxy", mixture, "proxy", index=int(index))
+               for index, mixture in zip(table["index"], mixtures_from_table(table))]
 
     stage(f"3/6 train {len(proxies)} proxies ({cfg.proxy_model.name}, {cfg.proxy_train.tokens:,} tokens each)")
     proxy_records = train_many(cfg, proxies, "proxies")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 
-from regmix.cli.sweep import agent_commands
+from regmix.sweep.wandb_sweep import agent_commands
 
 from .helpers import cli, small_corpus
 

@@ -50,7 +50,7 @@ def test_sigkill_of_the_demo_stops_its_workers(tmp_path):
 
 
 def test_demo_with_another_sample_seed_refuses_the_old_table(tmp_path, bad_input):
-    from regmix.cli.sample import sample_sweep
+    from regmix.sweep.sample import sample_sweep
     from regmix.corpus.config import DataConfig, SyntheticConfig
     from regmix.corpus.prepare import prepare_corpus
 

@@ -15,15 +15,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from analysis.config import FitAppConfig, register_fit_configs
 from analysis.emit import emit_mixture
 from analysis.errors import AnalysisError
 from analysis.fit import run_fit
-from analysis.synthetic import TARGET, linear_loss, synthetic_records
-from regmix.cli.hydra_app import CONF_DIR
+from tests.support.synthetic_runs import TARGET, linear_loss, synthetic_records
+from regmix.hydra_conf import CONF_PACKAGE
 from regmix.run_record import write_record
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,16 +34,16 @@ OTHER = "d_other"
 
 def compose_fit(overrides: list[str]) -> FitAppConfig:
     register_fit_configs()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+    with initialize_config_module(config_module=CONF_PACKAGE, version_base="1.3"):
         return OmegaConf.to_object(compose(config_name="fit", overrides=overrides))
 
 
 def write_runs(root: Path, n: int = 12, *, config=None) -> Path:
     for rec in synthetic_records(linear_loss(4, seed=3), n, noise=0.01, sweep="syn"):
-        rec["val_loss"][OTHER] = 5.0 - rec["val_loss"][TARGET]
+        rec.val_loss[OTHER] = 5.0 - rec.val_loss[TARGET]
         if config is not None:
-            rec["config"] = config(rec["mixture_index"])
-        write_record(root / rec["run_name"], rec)
+            rec.config = config(rec.mixture_index)
+        write_record(root / rec.run_name, rec)
     return root
 
 
@@ -96,11 +96,11 @@ def test_a_fit_killed_between_its_outputs_is_complete_or_reruns(tmp_path, before
 
 def write_tables(tmp_path: Path, *, repeat_in: str) -> list[str]:
     recs = synthetic_records(linear_loss(3, seed=1), 8)
-    mix = ["index," + ",".join(recs[0]["mixture"])]
+    mix = ["index," + ",".join(recs[0].mixture)]
     los = ["index," + TARGET]
     for i, rec in enumerate(recs):
-        mix.append(f"{i}," + ",".join(str(w) for w in rec["mixture"].values()))
-        los.append(f"{i},{rec['val_loss'][TARGET]}")
+        mix.append(f"{i}," + ",".join(str(w) for w in rec.mixture.values()))
+        los.append(f"{i},{rec.val_loss[TARGET]}")
     table = mix if repeat_in == "mixtures" else los
     table.append(table[3].replace(table[3].split(",")[0] + ",", "2,", 1) if repeat_in == "mixtures" else "2,9.5")
     (tmp_path / "m.csv").write_text("\n".join(mix) + "\n")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis.synthetic import TARGET, draw_mixtures, linear_loss, synthetic_records
+from tests.support.synthetic_runs import TARGET, draw_mixtures, linear_loss, synthetic_records
 from regmix.run_record import write_record
 
 from .helpers import cli
@@ -17,8 +17,8 @@ LOSS = linear_loss(4, seed=0)
 
 def _runs(root: Path, status: str = "finished") -> None:
     for rec in synthetic_records(LOSS, 8, seed=0, sweep="r0"):
-        rec["status"] = status
-        write_record(root / "runs" / "r0" / rec["run_name"], rec)
+        rec.status = status
+        write_record(root / "runs" / "r0" / rec.run_name, rec)
 
 
 def _pool(path: Path, n: int, domains: list[str]) -> Path:

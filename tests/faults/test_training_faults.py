@@ -95,11 +95,11 @@ def test_sigkill_at_random_points_of_training_never_leaves_a_false_record(corpus
 
 _WRITER = """
 import sys
-from regmix.run_record import write_record
+from regmix.run_record import RunRecord, write_record
 big = "x" * 200_000  # a record of ~200 kB: the write takes long enough to be hit
 i = 0
 while True:
-    write_record(sys.argv[1], {"status": "finished", "n": i, "pad": big})
+    write_record(sys.argv[1], RunRecord(status="finished", extra={"n": i, "pad": big}))
     i += 1
 """
 

@@ -22,15 +22,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from analysis.config import register_fit_configs
 from analysis.fit import run_fit
 from analysis.sources.wandb_api import WandbSourceConfig, WandbSourceError, pull_wandb_runs
-from analysis.synthetic import TARGET, linear_loss, synthetic_records
-from regmix.cli.hydra_app import CONF_DIR
-from regmix.testing import DUMMY_API_KEY, FakeWandb
+from tests.support.synthetic_runs import TARGET, linear_loss, synthetic_records
+from regmix.hydra_conf import CONF_PACKAGE
+from tests.fakes import DUMMY_API_KEY, FakeWandb
 
 REPO = Path(__file__).resolve().parents[2]
 SWEEP = "swpfault1"
@@ -42,9 +42,9 @@ IMPATIENT = ["source.wandb.retries=1", "source.wandb.retry_wait_s=1", "source.wa
 
 def add_sweep_runs(fake: FakeWandb, n: int = 12) -> None:
     for rec in synthetic_records(linear_loss(4, seed=5), n, noise=0.01, sweep="syn"):
-        config = {"mixture": {"index": rec["mixture_index"], "weights": rec["mixture"], "name": None},
-                  "model": {"name": "tiny"}, "corpus": rec["corpus"], "run_name": rec["run_name"], "sweep": "syn"}
-        fake.add_run(config=config, summary={f"val/{TARGET}/loss": rec["val_loss"][TARGET], "tokens": 1000},
+        config = {"mixture": {"index": rec.mixture_index, "weights": rec.mixture, "name": None},
+                  "model": {"name": "tiny"}, "corpus": rec.corpus, "run_name": rec.run_name, "sweep": "syn"}
+        fake.add_run(config=config, summary={f"val/{TARGET}/loss": rec.val_loss[TARGET], "tokens": 1000},
                      sweep=SWEEP, group="syn", job_type="proxy")
 
 
@@ -95,7 +95,7 @@ def rerun(tmp_path, monkeypatch):
         register_fit_configs()
         overrides = ["source=wandb", f"source.wandb.sweep={SWEEP}", "source.wandb.entity=regmix-tests",
                      f"target={TARGET}", "mixture_dir=mix", "out=from_wandb", *IMPATIENT, *FAST, *extra]
-        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        with initialize_config_module(config_module=CONF_PACKAGE, version_base="1.3"):
             cfg = OmegaConf.to_object(compose(config_name="fit", overrides=overrides))
         run_fit(cfg, progress=False)
         emitted = yaml.safe_load((tmp_path / "mix" / "from_wandb.yaml").read_text())
@@ -220,7 +220,7 @@ def test_an_outage_in_the_middle_of_a_paged_pull_loses_and_doubles_nothing(monke
         cfg = WandbSourceConfig(entity=fake.entity, sweep=SWEEP, per_page=5, retries=1, retry_wait_s=1,
                                 retry_wait_max_s=1, pull_attempts=2)
         pull = pull_wandb_runs(cfg, log=lines.append)
-        ids = [record["wandb"]["id"] for record in pull.records]
+        ids = [record.wandb["id"] for record in pull.records]
         assert len(ids) == len(set(ids)) == 12
         assert "HTTP 502" in lines[0] and "starting it again (2/2)" in lines[0]
         assert fake.request_counts["Runs"] == 3 + 3  # 1 + 2 failed on the first try, 3 pages on the second

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Optional
 
-from regmix.testing.run_filters import MISSING
+from .run_filters import MISSING
 
 EPOCH = datetime(2025, 1, 1, tzinfo=timezone.utc)
 """Creation time of the first stored object; later ones are one second apart (deterministic)."""

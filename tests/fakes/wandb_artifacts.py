@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from regmix.testing.wandb_store import b64
+from .wandb_store import b64
 
 if TYPE_CHECKING:
-    from regmix.testing.wandb_fake import FakeWandb
+    from .wandb_fake import FakeWandb
 
 
 @dataclass
@@ -140,7 +140,7 @@ class ArtifactStore:
         return f"{self._fake.url}/storage/artifacts/{artifact.seq}/{name}"
 
     def _get(self, artifact_id: Any) -> FakeArtifact:
-        from regmix.testing.wandb_fake import _GraphQLError
+        from .wandb_fake import _GraphQLError
 
         artifact = self.versions.get(str(artifact_id))
         if artifact is None:

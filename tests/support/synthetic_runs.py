@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.candidates import candidate_space, iter_candidates
+from regmix.run_record import RunRecord
 from analysis.runs_table import META_COLUMNS, RawRuns
 from regmix.config import SamplerConfig
 
@@ -115,13 +116,15 @@ def synthetic_runs(loss: KnownLoss, n_runs: int, *, seed: int = 0, noise: float 
     )
 
 
-def synthetic_records(loss: KnownLoss, n_runs: int, *, seed: int = 0, noise: float = 0.0, sweep: str = "synthetic") -> list[dict]:
-    """The same runs as run records (`regmix.run_record` layout), for the local source."""
+def synthetic_records(
+    loss: KnownLoss, n_runs: int, *, seed: int = 0, noise: float = 0.0, sweep: str = "synthetic"
+) -> list[RunRecord]:
+    """The same runs as run records, for the local source."""
     raw = synthetic_runs(loss, n_runs, seed=seed, noise=noise)
     records = []
     for i, run_id in enumerate(raw.weights.index):
         records.append(
-            {
+            RunRecord.from_dict({
                 "status": "finished",
                 "run_name": run_id,
                 "sweep": sweep,
@@ -133,6 +136,6 @@ def synthetic_records(loss: KnownLoss, n_runs: int, *, seed: int = 0, noise: flo
                 "corpus": {"name": "synthetic", "content_hash": "feedbeef", "train_tokens": {d: 1000 for d in loss.domains}},
                 "seed": 0,
                 "wandb": None,
-            }
+            })
         )
     return records

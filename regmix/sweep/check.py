@@ -17,7 +17,6 @@ created:
 from __future__ import annotations
 
 import hashlib
-import json
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,18 +25,20 @@ from typing import Any, Optional
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from regmix.cli.hydra_app import CONF_DIR
 from regmix.config import TrackerConfig, register_configs
-from regmix.sweep_spec import (
+from regmix.hydra_conf import compose
+from regmix.sweep.files import settings_path, spec_path
+from regmix.sweep.record import SweepRecord
+from regmix.sweep.spec import (
     SWEPT_KEY,
     SweepSpecError,
     agent_argv,
     check_fixed_items,
     grid_warnings,
     read_sweep_spec,
-    spec_path,
     validate_sweep_spec,
 )
+from regmix.sweep.table import read_mixtures_table
 
 #: Sweep-command macros that format parameters in ways Hydra cannot parse (`--key=value`, JSON).
 HYDRA_HOSTILE_MACROS = ("${args}", "${args_no_boolean_flags}", "${args_no_equals}", "${args_json}")
@@ -217,15 +218,8 @@ def _check_leaf_keys(cfg: DictConfig, grid: Mapping[str, Sequence[Any]], spec_fi
 
 def compose_train(overrides: Sequence[str]) -> DictConfig:
     """The train command's config for these overrides (Hydra's own composition), resolved."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
     register_configs()
-    if GlobalHydra.instance().is_initialized():  # inside a Hydra app: its search path has conf/
-        cfg = compose(config_name="train", overrides=list(overrides))
-    else:
-        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-            cfg = compose(config_name="train", overrides=list(overrides))
+    cfg = compose("train", overrides)
     OmegaConf.resolve(cfg)
     return cfg
 
@@ -252,8 +246,6 @@ def _compose_or_explain(argv: Sequence[str], spec_file: Path) -> DictConfig:
 
 
 def _check_table(cfg: DictConfig, grid_index: Sequence[Any], spec_file: Path, spec_dir: Path, sweep: str) -> tuple[Path, list[str]]:
-    from regmix.sampler import read_mixtures_table, settings_path
-
     table = Path(str(cfg.mixture.table))
     if not table.is_file():
         raise SweepSetupError(
@@ -273,10 +265,9 @@ def _check_table(cfg: DictConfig, grid_index: Sequence[Any], spec_file: Path, sp
     if len(indices) > len(wanted):
         notes.append(f"the grid covers {len(wanted)} of the {len(indices)} rows of {table}")
     settings = settings_path(spec_dir, sweep)
-    if settings.is_file():
-        recorded = json.loads(settings.read_text()).get("table_sha256")
-        if recorded and recorded != hashlib.sha256(table.read_bytes()).hexdigest():
-            notes.append(f"{table} changed since regmix-sample wrote it ({settings.name} has another hash)")
+    record = SweepRecord.read(settings)
+    if record and record.table_sha256 and record.table_sha256 != hashlib.sha256(table.read_bytes()).hexdigest():
+        notes.append(f"{table} changed since regmix-sample wrote it ({settings.name} has another hash)")
     data_dir = Path(str(cfg.data.dir))
     if not (data_dir / "meta.json").is_file():
         notes.append(f"no prepared corpus at data.dir={data_dir} here; every agent host must have one at that path")

@@ -24,6 +24,9 @@ from typing import Any
 
 import yaml
 
+from regmix.atomic_file import write_text_atomic
+from regmix.metrics import val_loss_key
+
 #: The train entry point the agent runs (`python -m`, so no path to a script is needed).
 TRAIN_MODULE = "regmix.cli.train"
 SWEPT_KEY = "mixture.index"
@@ -32,15 +35,10 @@ SWEPT_KEY = "mixture.index"
 TRACKER_ITEM = "tracker=online"
 #: Grid size after which W&B's local controller starts repeating runs (wandb#5247).
 GRID_REPEAT_LIMIT = 500
-SPEC_SUFFIX = ".yaml"
 
 
 class SweepSpecError(ValueError):
     """A sweep spec that W&B or Hydra would reject; the message names the item and the fix."""
-
-
-def spec_path(out_dir: str | os.PathLike, sweep: str) -> Path:
-    return Path(out_dir) / f"{sweep}{SPEC_SUFFIX}"
 
 
 def check_fixed_items(items: Iterable[str]) -> list[str]:
@@ -101,7 +99,7 @@ def build_sweep_spec(
         "method": "grid",
     }
     if target:
-        spec["metric"] = {"name": f"val/{target}/loss", "goal": "minimize"}
+        spec["metric"] = {"name": val_loss_key(target), "goal": "minimize"}
     spec["parameters"] = {SWEPT_KEY: {"values": list(range(int(n_mixtures)))}}
     spec["command"] = [
         "${env}",
@@ -161,8 +159,6 @@ _SpecDumper.add_representer(list, _represent_list)
 
 def write_sweep_spec(path: str | os.PathLike, spec: Mapping[str, Any]) -> Path:
     """Validate and write `spec` as YAML (atomically); return the path."""
-    from regmix.atomic_file import write_text_atomic
-
     validate_sweep_spec(spec)
     header = (
         "# W&B sweep spec written by regmix-sample (or regmix-propose): one proxy run per row of the mixtures table.\n"

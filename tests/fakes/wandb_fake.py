@@ -40,10 +40,10 @@ from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Optional
 
-from regmix.testing.graphql_select import GraphQLSyntaxError, parse_operation, select
-from regmix.testing.run_filters import MISSING, UnsupportedFilter, matches
-from regmix.testing.wandb_artifacts import ArtifactStore
-from regmix.testing.wandb_store import EPOCH, FakeAgent, FakeRun, FakeSweep, b64, iso, to_storage_form
+from .graphql_select import GraphQLSyntaxError, parse_operation, select
+from .run_filters import MISSING, UnsupportedFilter, matches
+from .wandb_artifacts import ArtifactStore
+from .wandb_store import EPOCH, FakeAgent, FakeRun, FakeSweep, b64, iso, to_storage_form
 
 #: A syntactically valid W&B key (wandb rejects keys shorter than 40 characters). Not a secret.
 DUMMY_API_KEY = "0123456789abcdef0123456789abcdef01234567"

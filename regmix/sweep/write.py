@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,14 +21,12 @@ from pathlib import Path
 import pandas as pd
 
 from regmix.atomic_file import write_text_atomic
-from regmix.sampler import SamplerError, settings_path, table_path, write_mixtures_table
-from regmix.sweep_spec import build_sweep_spec, grid_warnings, spec_path, write_sweep_spec
-
-#: Where regmix-train looks for a sweep's table by default (MixtureConfig.table).
-DEFAULT_OUT_DIR = "sweeps"
-#: A sweep name becomes file names and a Hydra value: keep it to safe characters.
-SWEEP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-SETTINGS_SCHEMA = 1
+from regmix.sampler import SamplerError
+from regmix.sweep.files import DEFAULT_DIR as DEFAULT_OUT_DIR
+from regmix.sweep.files import SWEEP_NAME, settings_path, spec_path, table_path
+from regmix.sweep.record import SCHEMA as SETTINGS_SCHEMA
+from regmix.sweep.spec import build_sweep_spec, grid_warnings, write_sweep_spec
+from regmix.sweep.table import write_mixtures_table
 
 
 @dataclass

@@ -1,0 +1,81 @@
+"""What `regmix-fit` produced (`FitResult`) and the tables the report, plots and W&B log share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.runs_table import DropReport, RunsTable
+from analysis.target import Target
+from regmix.mixture import Mixture
+
+
+@dataclass
+class FitResult:
+    """Everything `regmix-fit` produced; the report and the emitted file are on disk too."""
+
+    comparison: pd.DataFrame
+    """Scores per regressor (oof_* and test_* spearman/pearson/mse/r2, fit_s)."""
+    drive: str
+    drive_reason: str
+    mixture: Mixture
+    """The emitted mixture (rounded weights over every train domain)."""
+    predicted: dict[str, float]
+    """Target loss the driving regressor predicts for: chosen, best_candidate, prior, uniform, best_run."""
+    best_run: dict
+    """The run with the lowest observed target loss: id, loss, predicted, weights."""
+    emitted: Path
+    report_dir: Path
+    target: Target
+    table: RunsTable
+    drops: DropReport
+    test_table: RunsTable | None = None
+    test_drops: DropReport | None = None
+    simulation: dict = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    cross_check: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Target loss each compared regressor predicts for the chosen mixture, the best run and the prior."""
+    details: dict = field(default_factory=dict)
+    """Arrays the report draws from: oof/test predictions, top candidates, prior, bounds."""
+    tracked: Any = None
+    """The W&B run the results were logged to (`analysis.tracking.TrackedRun`), if tracker.mode is on."""
+    evidence: dict = field(default_factory=dict)
+    """P(emitted beats prior / uniform / best run) and intervals of the loss differences."""
+    intervals: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    """Members' (low, mean, high) predicted loss per mixture (chosen, prior, uniform, best_run)."""
+    status: str = "supported"
+    """'supported', 'shrunk', 'fallback' (weak evidence: moved toward the best supported point)
+    or 'weak' (weak evidence, choice.shrink=false: emitted unshrunk, said so)."""
+    status_line: str = ""
+    constraints: dict = field(default_factory=dict)
+
+
+
+def mixture_frame(result: FitResult) -> pd.DataFrame:
+    """Per domain: the chosen weight, the prior, uniform, the best run, the simulation bounds."""
+    domains = result.table.domains
+    d = result.details
+    frame = pd.DataFrame(
+        {
+            "chosen": [result.mixture[x] for x in domains],
+            "prior": d["prior"],
+            "uniform": 1.0 / len(domains),
+            "best_run": [result.best_run["weights"][x] for x in domains],
+            "lower": d["lower"],
+            "upper": d["upper"],
+        },
+        index=pd.Index(domains, name="domain"),
+    )
+    return frame
+
+
+def domain_correlations(result: FitResult) -> pd.Series:
+    """Spearman correlation of each domain's weight with the target loss across runs."""
+    y = pd.Series(result.details["y"], index=result.table.weights.index)
+    with np.errstate(all="ignore"):
+        return result.table.weights.apply(lambda col: col.corr(y, method="spearman")).rename("spearman")

@@ -1,0 +1,1 @@
+"""Test support that is not a fake: data with a known answer (used by tests and benchmarks)."""
