@@ -278,8 +278,10 @@ class FitAppConfig:
     """Replace an emitted mixture of the same name (refused by default)."""
     weight_decimals: int = 4
     """Emitted weights are rounded to this many decimals (largest remainder: they sum to 1)."""
-    report_dir: str = "reports/${name}"
-    """Report folder: report.md, CSV tables, PNG plots (and nothing in outputs/)."""
+    report_dir: Optional[str] = None
+    """Report folder: report.md, CSV tables, PNG plots (and nothing in outputs/); None =
+    reports/<emitted mixture name>/, one folder per target, so a second fit of the same sweep
+    for another target keeps the first's report."""
     plots: bool = True
     tracker: FitTrackerConfig = field(default_factory=FitTrackerConfig)
     """W&B logging of the results (tables, charts, summary, the emitted mixture as an artifact)."""

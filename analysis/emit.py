@@ -25,6 +25,8 @@ from regmix.hydra_conf import user_mixture_dir
 
 #: A Hydra option name: `mixture=<out>` must parse as one plain value.
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+#: The start of an OmegaConf interpolation and the backslashes before it.
+_INTERPOLATION = re.compile(r"(\\*)\$\{")
 
 
 def default_mixture_dir() -> Path:
@@ -81,9 +83,21 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (float, np.floating)):
         value = float(value)
         return None if not math.isfinite(value) else round(value, 6)
-    if isinstance(value, (str, int, bool)) or value is None:
+    if isinstance(value, str):
+        return escape_interpolation(value)
+    if isinstance(value, (int, bool)) or value is None:
         return value
-    return str(value)
+    return escape_interpolation(str(value))
+
+
+def escape_interpolation(text: str) -> str:
+    """`text` as a literal for OmegaConf: `${...}` escaped so that loading the file never resolves it.
+
+    Provenance copies user text (labels, the command line); `${oc.env:WANDB_API_KEY}` in it
+    would otherwise put the key into the target run's config. OmegaConf reads `\\${` as a
+    literal `${` and `\\\\` before `${` as one backslash, so backslashes there are doubled too.
+    """
+    return _INTERPOLATION.sub(lambda m: m.group(1) * 2 + "\\${", text)
 
 
 def emit_mixture(

@@ -21,6 +21,7 @@ from analysis.compare import Comparison, choose_drive, compare_regressors, inter
 from analysis.config import FitAppConfig, SourceConfig
 from analysis.ensemble import BaggedRegressor
 from analysis.emit import check_free, emit_mixture, mixture_path, round_weights
+from analysis.report import previous_report
 from analysis.errors import AnalysisError
 from analysis.regressors import REGRESSORS, build_regressor, build_screen, is_linear
 from analysis.regressors.base import prediction_threads
@@ -139,6 +140,10 @@ def run_fit(cfg: FitAppConfig, *, command: str | None = None, progress: bool = T
     With tracker.mode offline/online the fit is also a W&B run (analysis.tracking), finished as
     failed if the fit fails.
     """
+    if cfg.source.kind == "wandb":  # a sweep path names entity and project: the tracker links to them too
+        from analysis.sources.wandb_api import resolve_sweep_path
+
+        cfg.source.wandb = resolve_sweep_path(cfg.source.wandb)
     with FitTracking(cfg, command=command) as tracking:
         return _fit(cfg, command=command, progress=progress, tracking=tracking)
 
@@ -154,6 +159,14 @@ def _fit(cfg: FitAppConfig, *, command: str | None, progress: bool, tracking: Fi
     out = cfg.out or f"{cfg.name}_{target.slug}"
     path = mixture_path(out, cfg.mixture_dir)
     check_free(path, cfg.overwrite)
+    report_dir = Path(cfg.report_dir) if cfg.report_dir else Path("reports") / out
+    replaced = previous_report(report_dir, out)
+    if replaced is not None:  # only with an explicit report_dir: the default is one folder per mixture
+        warnings.append(
+            f"{report_dir} held the report of mixture {replaced!r}, replaced by this one's; "
+            "leave report_dir unset (reports/<out>/) to keep one report per mixture"
+        )
+    cfg.report_dir = str(report_dir)  # the tracker's files go there too
     _check_settings(cfg)
 
     table, drops = validate_runs(raw, required_losses=target.domains, allow_mixed=cfg.allow_mixed)
@@ -370,7 +383,6 @@ def _fit(cfg: FitAppConfig, *, command: str | None, progress: bool, tracking: Fi
         best_run, nearest, cross_check, constraints, uncertainty,
     )
     header = _header(out, target, drive, comparison, table, cfg, predicted, command)
-    emitted = emit_mixture(path, name=out, weights=weights, provenance=provenance, header=header, overwrite=cfg.overwrite)
 
     result = FitResult(
         comparison=comparison.table,
@@ -379,8 +391,8 @@ def _fit(cfg: FitAppConfig, *, command: str | None, progress: bool, tracking: Fi
         mixture=mixture,
         predicted=predicted,
         best_run=best_run,
-        emitted=emitted,
-        report_dir=Path(cfg.report_dir),
+        emitted=path,
+        report_dir=report_dir,
         target=target,
         table=table,
         drops=drops,
@@ -401,8 +413,11 @@ def _fit(cfg: FitAppConfig, *, command: str | None, progress: bool, tracking: Fi
     clock = time.perf_counter()
     from analysis.report import write_report
 
+    # The report first, the mixture last: the mixture's existence means the fit finished (a rerun
+    # refuses to replace it), so a fit killed before it is simply run again.
     write_report(result, plots=cfg.plots)
     timings["report_s"] = time.perf_counter() - clock
+    emit_mixture(path, name=out, weights=weights, provenance=provenance, header=header, overwrite=cfg.overwrite)
     result.tracked = tracking.log(result)  # after the report: its PNGs are logged too
     return result
 
@@ -464,6 +479,7 @@ def _provenance(cfg, command, raw, table, drops, test_table, target, comparison:
             "model": table.identity("model"),
             "corpus": table.identity("corpus"),
             "tokens": table.identity("tokens"),
+            "setup": table.identity("setup"),
         },
         "test_runs": (
             {"count": len(test_table), "label": test_table.source, "table_sha256": test_table.sha256()}

@@ -8,7 +8,7 @@ A source yields `RawRuns` (one row per run, anything goes); `validate_runs` turn
 - weights finite, >= 0 and summing to 1 within `regmix.mixture.SUM_TOLERANCE` (then renormalised);
 - finite losses on every domain the target needs;
 - duplicate mixtures merged: losses averaged, their standard deviation kept (the noise estimate);
-- one model size, corpus and token budget unless `allow_mixed`.
+- one model size, corpus, token budget and training setup (shape, lr, eval slice) unless `allow_mixed`.
 
 What was dropped and why is returned as a `DropReport`, never silently lost.
 """
@@ -27,9 +27,11 @@ from analysis.errors import AnalysisError
 from regmix.mixture import SUM_TOLERANCE
 
 #: Columns of `RawRuns.runs` / `RunsTable.runs` (the per-run metadata).
-META_COLUMNS = ("source", "status", "model", "corpus", "tokens", "sweep", "mixture_index")
+META_COLUMNS = ("source", "status", "model", "corpus", "tokens", "setup", "sweep", "mixture_index")
 #: Metadata that must agree across runs unless allow_mixed (name in messages -> column).
-IDENTITY_COLUMNS = {"model size": "model", "corpus": "corpus", "token budget": "tokens"}
+#: `setup` is what else makes losses comparable: model shape, learning rate, evaluation slice
+#: (`analysis.sources.records.training_setup`); a model *name* says nothing about `model.d_model=...`.
+IDENTITY_COLUMNS = {"model size": "model", "corpus": "corpus", "token budget": "tokens", "training setup": "setup"}
 #: Weights equal to this many decimals are the same mixture (the paper's grid is 1e-3, ours 2e-4).
 DUPLICATE_DECIMALS = 6
 #: Fewest usable runs: K-fold comparison and a regression need a few.

@@ -12,12 +12,35 @@ W&B pitfalls handled here (measured on wandb 0.31, see docs/decisions.md):
 from __future__ import annotations
 
 import os
+import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from regmix.config import TrackerConfig
 
 MODES = ("offline", "online", "disabled")
+#: How far each mode reaches: WANDB_MODE may only move a run towards the local end.
+_REACH = {"disabled": 0, "offline": 1, "online": 2}
+#: WANDB_MODE values wandb itself accepts, as our modes ("dryrun" is wandb's old name for offline).
+_ENV_MODES = {"online": "online", "run": "online", "offline": "offline", "dryrun": "offline", "disabled": "disabled"}
+
+
+class TrackingError(ValueError):
+    """The W&B run cannot start (no API key, unreachable server); the message names the fix."""
+
+
+def effective_mode(mode: str, env: str | None = None) -> str:
+    """`tracker.mode`, unless WANDB_MODE asks for something more local.
+
+    W&B's convention for running a sweep agent's command by hand is `WANDB_MODE=offline` (or
+    `disabled`); the sweep command carries `tracker=online`, so the environment must be able to
+    turn it down. It never turns a run *up* (offline -> online would upload what the user kept local).
+    """
+    env_mode = _ENV_MODES.get((os.environ.get("WANDB_MODE", "") if env is None else env).strip().lower())
+    if env_mode is not None and mode in _REACH and _REACH[env_mode] < _REACH[mode]:
+        return env_mode
+    return mode
 
 
 class Tracker(Protocol):
@@ -58,19 +81,15 @@ class WandbTracker:
         import wandb  # lazily: importing wandb costs ~1 s and is not needed with tracker=disabled
 
         run_dir.mkdir(parents=True, exist_ok=True)
-        self.run = wandb.init(
-            project=self.cfg.project,
-            entity=self.cfg.entity,
-            group=self.cfg.group,
-            job_type=self.cfg.job_type,
-            tags=list(self.cfg.tags) or None,
-            name=name,
-            config=config,
-            dir=str(run_dir),
-            mode=self.cfg.mode,
-            reinit="finish_previous",
-            settings=wandb.Settings(console="off", disable_git=True, x_disable_stats=True),
-        )
+        try:
+            self.run = self._init(wandb, name=name, config=config, run_dir=run_dir)
+        except wandb.errors.Error as err:  # no key, a bad key, no server: the user's to fix
+            text = str(err).strip() or type(err).__name__
+            fix = "set WANDB_API_KEY or run `wandb login`, " if self.cfg.mode == "online" else ""
+            raise TrackingError(
+                f"tracker={self.cfg.mode}: the W&B run could not start ({text.splitlines()[0]}); {fix}"
+                "or run it locally with WANDB_MODE=offline (`wandb sync` later) or WANDB_MODE=disabled"
+            ) from None
         # Under `wandb agent` the sweep's flat parameter ("mixture.index") is merged into the
         # config; the nested config logged above stays intact and is what the analysis reads.
         self.run.define_metric("train/*", step_metric="train/tokens")
@@ -83,6 +102,21 @@ class WandbTracker:
             "sweep_id": self.run.sweep_id or os.environ.get("WANDB_SWEEP_ID"),
             "url": self.run.url if self.cfg.mode == "online" else None,
         }
+
+    def _init(self, wandb, *, name, config, run_dir):
+        return wandb.init(
+            project=self.cfg.project,
+            entity=self.cfg.entity,
+            group=self.cfg.group,
+            job_type=self.cfg.job_type,
+            tags=list(self.cfg.tags) or None,
+            name=name,
+            config=config,
+            dir=str(run_dir),
+            mode=self.cfg.mode,
+            reinit="finish_previous",
+            settings=wandb.Settings(console="off", disable_git=True, x_disable_stats=True),
+        )
 
     def log(self, metrics, step):
         self.run.log(metrics, step=step)
@@ -102,6 +136,11 @@ class WandbTracker:
 
 
 def make_tracker(cfg: TrackerConfig) -> Tracker:
+    """The tracker for `cfg.mode`, turned down to WANDB_MODE when that is more local (`effective_mode`)."""
     if cfg.mode not in MODES:
-        raise ValueError(f"tracker.mode={cfg.mode!r} is not one of {MODES}; pick tracker=offline|online|disabled")
-    return NullTracker() if cfg.mode == "disabled" else WandbTracker(cfg)
+        raise TrackingError(f"tracker.mode={cfg.mode!r} is not one of {MODES}; pick tracker=offline|online|disabled")
+    mode = effective_mode(cfg.mode)
+    if mode != cfg.mode:
+        print(f"[regmix] WANDB_MODE={os.environ.get('WANDB_MODE')}: tracking {mode} (tracker={cfg.mode})", file=sys.stderr)
+        cfg = replace(cfg, mode=mode)
+    return NullTracker() if mode == "disabled" else WandbTracker(cfg)

@@ -53,7 +53,7 @@ def local_overrides(tmp_path: Path, root: Path) -> list[str]:
 def test_every_shipped_config_composes(source, regressor):
     cfg = compose_fit([f"source={source}", f"regressor={regressor}", "sweep=demo"])
     assert isinstance(cfg, FitAppConfig) and cfg.source.kind == {"paper": "csv"}.get(source, source)
-    assert cfg.report_dir == ("reports/paper" if source == "paper" else "reports/demo")
+    assert cfg.report_dir is None  # reports/<emitted name>/ at fit time: one folder per target
     if source == "local":
         assert cfg.source.root is None and cfg.name == "demo" and cfg.test.kind == "none"
     if source == "paper":

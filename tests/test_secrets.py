@@ -124,7 +124,79 @@ def test_the_api_key_is_never_written_or_printed(tmp_path):
     assert names.count("result.json") == 4 and names.count("config.yaml") >= 4
     assert "debug-internal.log" in names and "sec.wandb.json" in names
     assert any(p.parent.name == "mixture" and p.suffix == ".yaml" for p in files)
-    assert any(p.parts[-3:-1] == ("reports", "sec") for p in files)
+    assert any(p.parts[-3:-1] == ("reports", "sec_web_blend") for p in files)
     leaks = [str(p.relative_to(work)) for p in files if key.encode() in p.read_bytes() or header.encode() in p.read_bytes()]
     assert leaks == []
     assert not any(key in text or header in text for text in outputs)
+
+
+#: A run of about a second on a CPU (10 steps of 16 x 128 tokens).
+QUICK = ["train.tokens=20480", "eval.tokens_per_domain=4096"]
+
+
+def agents_argv(spec: Path, index: int) -> list[str]:
+    """The argv `wandb agent` builds from the spec's command for row `index` (`${env}` dropped:
+    it is `/usr/bin/env`, which only execs the rest)."""
+    import yaml
+
+    macros = {"${interpreter}": sys.executable, "${args_no_hyphens}": f"mixture.index={index}"}
+    return [macros.get(item, item) for item in yaml.safe_load(spec.read_text())["command"] if item != "${env}"]
+
+
+def test_the_agents_command_run_by_hand_honours_wandb_mode_and_no_key_leaks(tmp_path):
+    """The sweep command carries `tracker=online`; W&B's convention for running it locally is
+    WANDB_MODE=offline|disabled, and without a key it must end in one line, not a traceback.
+    Also: a mixture whose provenance reads `${oc.env:WANDB_API_KEY}` trains without resolving it."""
+    import yaml
+
+    from analysis.emit import emit_mixture
+    from regmix.run_record import read_record
+
+    key = secrets.token_hex(20)
+    work = tmp_path / "project"
+    work.mkdir()
+    home = work / "home"
+    env = {k: v for k, v in os.environ.items() if k not in ("WANDB_MODE", "WANDB_API_KEY", "NETRC")}
+    env.update(HOME=str(home), WANDB_DIR=str(home / "wandb"), WANDB_CONFIG_DIR=str(home / "config"),
+               WANDB_CACHE_DIR=str(home / "cache"), WANDB_DATA_DIR=str(home / "data"),
+               WANDB_BASE_URL="http://127.0.0.1:9",  # nothing listens: a run that went online would fail
+               PATH=str(BIN) + os.pathsep + os.environ.get("PATH", ""))
+    outputs: list[str] = []
+    data = [f"data.dir={work}/data/syn", "data.synthetic.train_scale=0.1", "data.synthetic.val_tokens=8192"]
+    run([str(BIN / "regmix-prepare"), *data], cwd=work, env=env, outputs=outputs)
+    run([str(BIN / "regmix-sample"), "sweep=hand", "n_mixtures=3", *data], cwd=work, env=env, outputs=outputs)
+    spec = work / "sweeps" / "hand.yaml"
+    assert "tracker=online" in agents_argv(spec, 0)
+    keyed = {**env, "WANDB_API_KEY": key}
+
+    done = run([*agents_argv(spec, 0), *QUICK], cwd=work, env={**keyed, "WANDB_MODE": "offline"}, outputs=outputs)
+    assert "WANDB_MODE=offline: tracking offline (tracker=online)" in done.stderr
+    record = read_record(work / "runs" / "hand" / "mix0000")
+    assert record.status == "finished" and record.wandb["mode"] == "offline"
+    assert list((work / "runs" / "hand" / "mix0000" / "wandb").glob("offline-run-*"))
+
+    run([*agents_argv(spec, 1), *QUICK], cwd=work, env={**keyed, "WANDB_MODE": "disabled"}, outputs=outputs)
+    record = read_record(work / "runs" / "hand" / "mix0001")
+    assert record.status == "finished" and record.wandb is None
+    assert not (work / "runs" / "hand" / "mix0001" / "wandb").exists()
+
+    # No key, no WANDB_MODE: the agent's command as it is, on a machine that never logged in.
+    done = subprocess.run([*agents_argv(spec, 2), *QUICK], cwd=work, env=env, capture_output=True, text=True,
+                          timeout=300, stdin=subprocess.DEVNULL)
+    outputs += [done.stdout, done.stderr]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode == 2 and len(errors) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "No API key" in errors[0] and "WANDB_API_KEY" in errors[0] and "WANDB_MODE=offline" in errors[0]
+
+    emit_mixture(work / "conf" / "mixture" / "leak.yaml", name="leak", weights=record.mixture,
+                 provenance={"runs": {"label": "${oc.env:WANDB_API_KEY}"}}, header=["a label that looks like a key"])
+    run([str(BIN / "regmix-train"), f"hydra.searchpath=[file://{work / 'conf'}]", "mixture=leak", "sweep=hand",
+         "tracker=offline", *data, *QUICK], cwd=work, env=keyed, outputs=outputs)
+    (leaked,) = [p for p in (work / "runs" / "hand").iterdir() if p.name.startswith("leak")]
+    assert read_record(leaked).config["mixture"]["provenance"]["runs"]["label"] == "${oc.env:WANDB_API_KEY}"
+
+    files = [p for p in work.rglob("*") if p.is_file()]
+    assert any(p.name.startswith("run-") and p.suffix == ".wandb" for p in files)  # the offline W&B logs were searched
+    assert [str(p.relative_to(work)) for p in files if key.encode() in p.read_bytes()] == []
+    assert not any(key in text for text in outputs)
+    assert yaml.safe_load(spec.read_text())  # the spec itself is untouched and readable

@@ -164,7 +164,7 @@ def test_a_flaky_server_is_retried_and_a_dead_one_fails_with_one_clear_line(swee
 
 
 def test_wrong_project_bad_key_and_missing_selector_are_user_errors(fake, monkeypatch):
-    with pytest.raises(WandbSourceError, match="check wandb.entity and wandb.project"):
+    with pytest.raises(WandbSourceError, match="check source.wandb.entity and source.wandb.project"):
         pull_wandb_runs(fast_config(project="no-such-project", sweep=SWEEP))
     with pytest.raises(WandbSourceError, match="needs a selector"):
         pull_wandb_runs(fast_config())

@@ -60,6 +60,15 @@ def _indexed(frame: pd.DataFrame, index: str, what: str, path: str) -> pd.DataFr
         )
     frame = frame.set_index(frame[index].astype(str)).drop(columns=[index])
     frame.index.name = "run"
+    repeated = frame.index[frame.index.duplicated()].unique()
+    if len(repeated):
+        # Which weights go with which losses is ambiguous, and keeping one row would drop data
+        # silently; repeated seeds of one mixture need ids of their own (validation merges them).
+        shown = ", ".join(map(str, repeated[:5])) + (f", ... {len(repeated) - 5} more" if len(repeated) > 5 else "")
+        raise AnalysisError(
+            f"{what} table {path} repeats index value(s) {shown} in column {index!r}; give every row its own "
+            "index (e.g. <mixture>-<seed> for repeated seeds, in both tables) or set source.index to a unique column"
+        )
     return frame
 
 
@@ -103,7 +112,7 @@ def load_csv_runs(
     dropped += [(i, "no row in the mixtures table", "") for i in loss.index.difference(weights.index)]
     ids = weights.index[weights.index.isin(loss.index)]
     weights, loss = weights.loc[ids], loss.loc[loss.index.isin(ids)]
-    loss = loss[~loss.index.duplicated(keep="first")].reindex(ids)
+    loss = loss.reindex(ids)
 
     runs = pd.DataFrame(index=ids, columns=list(META_COLUMNS), dtype=object)
     runs["source"] = label

@@ -32,6 +32,34 @@ def _prior(records: list[RunRecord]) -> dict[str, float] | None:
     return None
 
 
+#: Config values that change what a run's losses mean, beyond model name, corpus and tokens:
+#: (section, key, label in messages). Absent values are left out, so older records still compare.
+SETUP_KEYS = (
+    ("model", "n_layers", "layers"),
+    ("model", "d_model", "width"),
+    ("model", "n_heads", "heads"),
+    ("model", "d_mlp", "mlp"),
+    ("train", "lr", "lr"),
+    ("train", "schedule", "schedule"),
+    ("train", "warmup_steps", "warmup"),
+    ("train", "seq_len", "seq"),
+    ("eval", "tokens_per_domain", "eval tokens"),
+    ("eval", "seq_len", "eval seq"),
+)
+
+
+def training_setup(config: Any) -> str | None:
+    """One comparable line for what shaped a run's losses (see SETUP_KEYS); None without a config."""
+    if not isinstance(config, Mapping):
+        return None
+    parts = []
+    for section, key, label in SETUP_KEYS:
+        values = config.get(section)
+        if isinstance(values, Mapping) and values.get(key) is not None:
+            parts.append(f"{label} {values[key]}")
+    return ", ".join(parts) or None
+
+
 def records_to_raw(
     items: Iterable[tuple[str, RunRecord]],
     *,
@@ -53,6 +81,7 @@ def records_to_raw(
                 "model": record.model,
                 "corpus": corpus.get("content_hash") if isinstance(corpus, Mapping) else corpus,
                 "tokens": record.tokens,
+                "setup": training_setup(record.config),
                 "sweep": record.sweep,
                 "mixture_index": record.mixture_index,
             }

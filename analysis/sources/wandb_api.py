@@ -19,11 +19,14 @@ times, and then stops with one error line naming the path and the fix.
 from __future__ import annotations
 
 import math
+import os
+import re
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, List, Optional
 
 from analysis.errors import AnalysisError
@@ -48,7 +51,9 @@ class WandbSourceConfig:
     """W&B entity (user or team); None = the API key's default entity."""
     project: str = "regmix"
     sweep: Optional[str] = None
-    """Sweep id (the 8-character id `wandb sweep` printed)."""
+    """Sweep id (the 8-character id `wandb sweep` printed), or the path `wandb agent` takes
+    (`<entity>/<project>/<id>`, `<project>/<id>`) or the sweep's URL: its entity and project
+    then come from the path."""
     group: Any = None
     """W&B group, or a list of groups (the rounds of an active search: regmix-train logs each
     sweep's runs in group `<sweep>`); typed Any so the command line can give a list."""
@@ -111,15 +116,46 @@ def run_filters(cfg: WandbSourceConfig) -> dict[str, Any]:
     return {"$and": clauses}
 
 
+def resolve_sweep_path(cfg: WandbSourceConfig) -> WandbSourceConfig:
+    """`cfg` with `sweep` as a bare id: a path (`<entity>/<project>/<id>`, `<project>/<id>`, the
+    form `wandb agent` takes) or a sweep URL (`https://<host>/<entity>/<project>/sweeps/<id>`)
+    is split, its entity and project taking the place of `entity` / `project`.
+
+    An explicit `entity` that disagrees with the path's is refused: one of them is a typo.
+    """
+    sweep = (cfg.sweep or "").strip()
+    if "/" not in sweep:
+        return cfg
+    text = sweep.split("?", 1)[0].split("#", 1)[0]
+    if "://" in text:
+        text = text.split("://", 1)[1].split("/", 1)[1] if "/" in text.split("://", 1)[1] else ""
+    parts = [p for p in text.split("/") if p]
+    if len(parts) >= 2 and parts[-2] == "sweeps":  # the UI's URL: .../<entity>/<project>/sweeps/<id>
+        parts = parts[:-2] + parts[-1:]
+    if not 2 <= len(parts) <= 3:
+        raise WandbSourceError(
+            f"source.wandb.sweep={cfg.sweep!r} is not a sweep id; use <id>, <project>/<id> or "
+            "<entity>/<project>/<id> (what `wandb agent` takes)"
+        )
+    entity = parts[0] if len(parts) == 3 else cfg.entity
+    project, sweep_id = parts[-2], parts[-1]
+    if cfg.entity and entity != cfg.entity:
+        raise WandbSourceError(
+            f"source.wandb.sweep={cfg.sweep!r} names entity {entity!r} but source.wandb.entity={cfg.entity!r}; "
+            "drop one of them"
+        )
+    return replace(cfg, entity=entity, project=project, sweep=sweep_id)
+
+
 def check_config(cfg: WandbSourceConfig) -> None:
     """Raise `WandbSourceError` for settings that cannot work."""
     if not (cfg.sweep or cfg.group or cfg.tags):
         raise WandbSourceError(
-            "source=wandb needs a selector: set wandb.sweep=<sweep id>, wandb.group=<group> or "
-            "wandb.tags=[<tag>] (a whole project mixes sweeps, models and corpora)"
+            "source=wandb needs a selector: set source.wandb.sweep=<sweep id>, source.wandb.group=<group> or "
+            "'source.wandb.tags=[<tag>]' (a whole project mixes sweeps, models and corpora)"
         )
     if not cfg.project:
-        raise WandbSourceError("wandb.project is empty; set wandb.project=<project>")
+        raise WandbSourceError("source.wandb.project is empty; set source.wandb.project=<project>")
     for name, value, minimum in (
         ("per_page", cfg.per_page, 1),
         ("timeout_s", cfg.timeout_s, 1),
@@ -129,7 +165,7 @@ def check_config(cfg: WandbSourceConfig) -> None:
         ("pull_attempts", cfg.pull_attempts, 1),
     ):
         if value < minimum:
-            raise WandbSourceError(f"wandb.{name}={value} is too small; use a value >= {minimum}")
+            raise WandbSourceError(f"source.wandb.{name}={value} is too small; use a value >= {minimum}")
 
 
 def load_wandb_runs(cfg: WandbSourceConfig, *, log: Optional[Callable[[str], None]] = None) -> list[RunRecord]:
@@ -145,6 +181,7 @@ def load_wandb_runs(cfg: WandbSourceConfig, *, log: Optional[Callable[[str], Non
 
 def pull_wandb_runs(cfg: WandbSourceConfig, *, log: Optional[Callable[[str], None]] = None) -> WandbPull:
     """Pull the configured runs; the records plus what was skipped and why."""
+    cfg = resolve_sweep_path(cfg)
     check_config(cfg)
     log = log or _stderr
     filters = run_filters(cfg)
@@ -157,12 +194,12 @@ def pull_wandb_runs(cfg: WandbSourceConfig, *, log: Optional[Callable[[str], Non
         except Exception as err:  # wandb raises several unrelated types for a failed request
             if not _is_transient(err):
                 raise _permanent_error(err, path) from err
-            message = _first_line(err)
+            message = _transient_reason(err)
             if attempt == cfg.pull_attempts:
                 raise WandbSourceError(
                     f"could not pull runs from W&B {path} after {attempt} attempt(s): {message}. "
-                    "Check the network and WANDB_BASE_URL, or raise wandb.timeout_s / wandb.retries / "
-                    "wandb.pull_attempts"
+                    "Check the network and WANDB_BASE_URL, or raise source.wandb.timeout_s / source.wandb.retries / "
+                    "source.wandb.pull_attempts"
                 ) from err
             log(f"W&B pull from {path} failed ({message}); starting it again ({attempt + 1}/{cfg.pull_attempts})")
             time.sleep(cfg.retry_wait_s)
@@ -170,6 +207,31 @@ def pull_wandb_runs(cfg: WandbSourceConfig, *, log: Optional[Callable[[str], Non
 
 
 def _pull_once(cfg: WandbSourceConfig, filters: dict[str, Any]) -> WandbPull:
+    with _scratch_run_dirs():
+        return _pull_pages(cfg, filters)
+
+
+@contextmanager
+def _scratch_run_dirs() -> Iterator[None]:
+    """Point the public API's per-run folders at a temp dir removed afterwards.
+
+    Every `wandb.apis.public.Run` makes an (empty) folder `$WANDB_DIR/<entity>/<project>/<id>`,
+    WANDB_DIR defaulting to the system temp dir: 300 runs pulled left 300 folders behind.
+    Nothing is downloaded into them here, so they go with the scratch dir.
+    """
+    saved = os.environ.get("WANDB_DIR")
+    with tempfile.TemporaryDirectory(prefix="regmix-wandb-pull-") as scratch:
+        os.environ["WANDB_DIR"] = scratch
+        try:
+            yield
+        finally:
+            if saved is None:
+                os.environ.pop("WANDB_DIR", None)
+            else:
+                os.environ["WANDB_DIR"] = saved
+
+
+def _pull_pages(cfg: WandbSourceConfig, filters: dict[str, Any]) -> WandbPull:
     import wandb
     from tqdm import tqdm
 
@@ -323,30 +385,57 @@ def _client_retry_settings(cfg: WandbSourceConfig) -> Iterator[None]:
             setattr(settings, key, value)
 
 
+#: wandb-core's words when it retried a request and gave up (network down, timeouts, 429/5xx).
+_GAVE_UP = "giving up after"
+#: The misleading prefix wandb puts on any failure of its login check, the unreachable server included.
+_LOGIN_PREFIX = re.compile(r"^Failed to verify credentials with \S+: ")
+
+
 def _is_transient(err: BaseException) -> bool:
-    """Worth another attempt: the service failed or timed out (not a bad key or a wrong path)."""
+    """Worth another attempt: the service failed, timed out or could not be reached.
+
+    Not: a bad or missing key, a wrong path, a GraphQL error (the server answered, and will
+    answer the same again). wandb-core reports a request it retried and gave up on with
+    http_status 0 and "giving up after N attempt(s)" (also inside the AuthenticationError of
+    its login check when the server is unreachable), and a GraphQL error with status 0 too.
+    """
     from wandb.errors import AuthenticationError, CommError, UsageError
     from wandb.sdk.lib.service.service_connection import WandbApiFailedError
 
+    gave_up = _GAVE_UP in str(err)
     if isinstance(err, (AuthenticationError, UsageError)):
-        return False
+        return gave_up
     if isinstance(err, WandbApiFailedError):
-        # http_status is 0 when wandb-core gave up retrying (timeouts, 5xx) or sent nothing.
         status = getattr(getattr(err, "response", None), "http_status", None) or 0
-        return status in (0, 429) or status >= 500
+        return gave_up or status == 429 or status >= 500
     return isinstance(err, (CommError, TimeoutError, ConnectionError))
+
+
+def _transient_reason(err: BaseException) -> str:
+    """The failure in a few words, without wandb's claim that the credentials are at fault."""
+    text = str(err).strip() or type(err).__name__
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    first = _LOGIN_PREFIX.sub("", lines[0])
+    cause = next((line for line in lines[1:] if line.startswith("while retrying:")), "")
+    return f"{first} ({cause})" if cause and cause not in first else first
 
 
 def _permanent_error(err: BaseException, path: str) -> WandbSourceError:
     from wandb.errors import AuthenticationError, UsageError
+    from wandb.sdk.lib.service.service_connection import WandbApiFailedError
 
     message = _first_line(err)
-    if isinstance(err, (AuthenticationError, UsageError)):
+    status = getattr(getattr(err, "response", None), "http_status", None) or 0
+    if isinstance(err, (AuthenticationError, UsageError)) or status in (401, 403):
         fix = "set WANDB_API_KEY (or run `wandb login`) for the server in WANDB_BASE_URL"
     elif "Could not find project" in message:
-        fix = "check wandb.entity and wandb.project"
+        fix = "check source.wandb.entity and source.wandb.project"
+    elif isinstance(err, WandbApiFailedError):
+        # The server answered with an error (GraphQL, 400, 404): asking again will not help.
+        message = f"the server answered with an error: {message.removeprefix('input: ')}"
+        fix = "check source.wandb.entity, source.wandb.project and the selector (source.wandb.sweep / group / tags)"
     else:
-        fix = "check wandb.entity, wandb.project and the sweep/group/tags selectors"
+        fix = "check source.wandb.entity, source.wandb.project and the selector (source.wandb.sweep / group / tags)"
     return WandbSourceError(f"cannot pull runs from W&B {path}: {message}; {fix}")
 
 

@@ -144,7 +144,9 @@ class FakeWandb:
         """Tracebacks of exceptions inside the fake itself (a bug in the fake fails the test too)."""
         self.storage: dict[str, bytes] = {}
         self._failures: Counter[str] = Counter()
+        self._failures_after: Counter[str] = Counter()
         self._failure_status = 500
+        self._failure_message = "injected failure"
         self._server: Optional[_Server] = None
         self._thread: Optional[threading.Thread] = None
         self._resolvers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
@@ -313,14 +315,26 @@ class FakeWandb:
     def get_run(self, name: str, *, entity: Optional[str] = None, project: Optional[str] = None) -> FakeRun:
         return self.runs[(entity or self.entity, project or self.project, name)]
 
-    def fail_next(self, operation: str, times: int = 1, *, status: int = 500) -> None:
-        """Answer the next `times` requests of GraphQL `operation` with HTTP `status` (a flaky server).
-
-        The client retries 5xx answers (up to its retry limit), so this tests retry settings.
+    def fail_next(
+        self, operation: str, times: int = 1, *, status: int = 500, message: str = "injected failure", after: int = 0
+    ) -> None:
+        """Answer the next `times` requests of GraphQL `operation` with a GraphQL error `message`
+        under HTTP `status`: 5xx/429 a flaky server (the client retries those, up to its retry
+        limit), 200 the error a server gives for a query it cannot answer (an unknown entity), 401
+        a rejected key. `after` requests of `operation` are answered normally first (a failure
+        in the middle of a paged pull).
         """
         with self._lock:
+            self._failures_after[operation] = after
             self._failures[operation] += times
             self._failure_status = status
+            self._failure_message = message
+
+    def heal(self) -> None:
+        """Forget the failures `fail_next` still had to inject: the server is healthy again."""
+        with self._lock:
+            self._failures.clear()
+            self._failures_after.clear()
 
     def reset_counts(self) -> None:
         with self._lock:
@@ -395,11 +409,13 @@ class FakeWandb:
         if self.latency_s > 0:
             time.sleep(self.latency_s)
         with self._lock:
-            flaky = self._failures.get(name, 0) > 0
+            flaky = self._failures.get(name, 0) > 0 and self._failures_after.get(name, 0) == 0
             if flaky:
                 self._failures[name] -= 1
+            elif self._failures_after.get(name, 0) > 0:
+                self._failures_after[name] -= 1
         if flaky:
-            _send_json(handler, self._failure_status, {"errors": [{"message": "fake W&B backend: injected failure"}]})
+            _send_json(handler, self._failure_status, {"errors": [{"message": f"fake W&B backend: {self._failure_message}"}]})
             return
         try:
             with self._lock:
