@@ -17,7 +17,7 @@ from joblib import Parallel, delayed, parallel_config
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
-from regmix.mixture import check_domains
+from analysis.regressors.base import in_fitted_order
 
 
 class BaggedRegressor(RegressorMixin, BaseEstimator):
@@ -91,12 +91,7 @@ class BaggedRegressor(RegressorMixin, BaseEstimator):
         check_is_fitted(self, "estimators_")
         names = getattr(self, "feature_names_in_", None)
         if isinstance(X, pd.DataFrame) and names is not None:
-            given = [str(c) for c in X.columns]
-            check_domains(given, names, what="prediction input")
-            missing = sorted(set(names) - set(given))
-            if missing:
-                raise ValueError(f"prediction input lacks domain(s) {missing} the regressor was fitted on")
-            return X[list(names)]
+            return in_fitted_order(X, names)
         matrix = np.asarray(X)
         if matrix.ndim == 1:
             matrix = matrix[None, :]

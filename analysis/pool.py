@@ -17,7 +17,7 @@ from analysis.candidates import CandidateSpace, iter_candidates
 from analysis.emit import round_weights
 from analysis.errors import AnalysisError
 from analysis.runs_table import DUPLICATE_DECIMALS
-from regmix.mixture import SUM_TOLERANCE
+from regmix.mixture import SUM_TOLERANCE, invalid_rows
 from regmix.sampler import INDEX_COLUMN
 
 
@@ -58,7 +58,7 @@ def read_pool(path: str, domains: Sequence[str], *, prefix: str = "") -> tuple[n
     weights = table[[named[d] for d in domains]].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
     labels = table[INDEX_COLUMN].to_numpy() if INDEX_COLUMN in table.columns else np.arange(len(table))
     sums = weights.sum(axis=1)
-    bad = ~np.isfinite(weights).all(axis=1) | (weights < 0).any(axis=1) | (np.abs(sums - 1.0) > SUM_TOLERANCE)
+    bad = invalid_rows(weights)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise AnalysisError(

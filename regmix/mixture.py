@@ -19,6 +19,15 @@ import numpy as np
 SUM_TOLERANCE = 5e-3
 
 
+def invalid_rows(weights) -> np.ndarray:
+    """Boolean mask of the rows of a (rows x domains) weight matrix that are not mixtures:
+    a weight that is not finite or is negative, or weights that do not sum to 1 within
+    `SUM_TOLERANCE`."""
+    weights = np.asarray(weights, dtype=np.float64)
+    sums = weights.sum(axis=1)
+    return ~np.isfinite(weights).all(axis=1) | (weights < 0).any(axis=1) | (np.abs(sums - 1.0) > SUM_TOLERANCE)
+
+
 class MixtureError(ValueError):
     """A mixture that cannot be used; the message names the problem and the fix."""
 

@@ -80,6 +80,8 @@ class RunRecord:
     wall_s: Optional[float] = None
     steps: Optional[int] = None
     train_s: Optional[float] = None
+    resumed_from_step: Optional[int] = None
+    """The checkpoint step a resumed run started from (None: trained from step 0)."""
     schema: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
     """Keys of a newer record this version does not know (kept when rewritten)."""

@@ -157,7 +157,7 @@ def run_identity(record: RunRecord) -> dict[str, Any]:
     }
 
 
-def _resume(run_dir: Path, record: dict, steps: int, model, optimizer, batches, device, log) -> int:
+def _resume(run_dir: Path, record: RunRecord, steps: int, model, optimizer, batches, device, log) -> int:
     """Load the run's checkpoint into model, optimizer, data stream and RNG; returns the step to start at."""
     ckpt = load_checkpoint(run_dir)
     if ckpt is None:
@@ -169,7 +169,7 @@ def _resume(run_dir: Path, record: dict, steps: int, model, optimizer, batches, 
     optimizer.load_state_dict(ckpt["optimizer"])
     batches.load_state_dict(ckpt["data"])
     restore_rng_state(ckpt["rng"], device)
-    record["resumed_from_step"] = ckpt["step"]
+    record.resumed_from_step = ckpt["step"]
     log(f"[regmix] {run_dir}: resuming from the checkpoint at step {ckpt['step']}")
     return ckpt["step"]
 

@@ -60,12 +60,12 @@ def test_sigterm_after_a_checkpoint_then_rerun_ends_with_the_uninterrupted_losse
         train_run(cfg(corpus, tmp_path / "cut"), log=preempt_at_first_checkpoint)
     assert exited.value.code == 128 + signal.SIGTERM
     run_dir = tmp_path / "cut" / "run"
-    assert read_record(run_dir)["status"] == PREEMPTED and load_checkpoint(run_dir)["step"] == 10
+    assert read_record(run_dir).status == PREEMPTED and load_checkpoint(run_dir)["step"] == 10
     lines: list[str] = []
     resumed = train_run(cfg(corpus, tmp_path / "cut"), log=lines.append)
-    assert resumed["status"] == FINISHED and resumed["resumed_from_step"] == 10
+    assert resumed.status == FINISHED and resumed.resumed_from_step == 10
     assert any("resuming from the checkpoint at step 10" in line for line in lines)
-    assert resumed["val_loss"] == whole["val_loss"]  # bit for bit
+    assert resumed.val_loss == whole.val_loss  # bit for bit
     assert not (run_dir / CHECKPOINT).exists()  # finished runs delete their checkpoint
 
 
@@ -74,7 +74,7 @@ def test_checkpoint_of_other_settings_is_not_resumed(corpus, tmp_path):
     (tmp_path / "run" / "result.json").unlink()  # as if that run had been preempted
     lines: list[str] = []
     record = train_run(cfg(corpus, tmp_path, lr=1e-3), log=lines.append)
-    assert "resumed_from_step" not in record and any("other settings" in line for line in lines)
+    assert record.resumed_from_step is None and any("other settings" in line for line in lines)
 
 
 @pytest.mark.slow  # two CLI starts (Hydra, torch): ~15 s idle, a minute on a loaded box
@@ -98,7 +98,7 @@ def test_sigterm_at_any_step_of_the_cli_then_rerun_resumes(corpus, tmp_path):
     assert again.returncode == 0, again.stderr[-2000:]
     assert f"resuming from the checkpoint at step {step}" in again.stdout
     whole = train_run(cfg(corpus, tmp_path / "whole", tokens=120 * 8 * 64, checkpoint_every=0), log=lambda *_: None)
-    assert read_record(tmp_path / "run")["val_loss"] == whole["val_loss"]
+    assert read_record(tmp_path / "run").val_loss == whole.val_loss
 
 
 _WRITER = """

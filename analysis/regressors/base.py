@@ -22,6 +22,19 @@ def prediction_threads(requested: int) -> int:
     return requested if requested > 0 else (os.cpu_count() or 1)
 
 
+def in_fitted_order(X, names):
+    """A DataFrame `X` reordered to the fitted domains `names` (refusing unknown or missing
+    domains); an array, or a model fitted without names, is returned as it is."""
+    if not isinstance(X, pd.DataFrame) or names is None:
+        return X
+    given = [str(c) for c in X.columns]
+    check_domains(given, names, what="prediction input")
+    missing = sorted(set(names) - set(given))
+    if missing:
+        raise ValueError(f"prediction input lacks domain(s) {missing} the regressor was fitted on")
+    return X[list(names)]
+
+
 class DomainRegressor(RegressorMixin, BaseEstimator):
     """Base class: converts inputs to float64 matrices in the fitted domain order."""
 
@@ -38,14 +51,7 @@ class DomainRegressor(RegressorMixin, BaseEstimator):
 
     def _predict_matrix(self, X) -> np.ndarray:
         check_is_fitted(self, "n_features_in_")
-        names = getattr(self, "feature_names_in_", None)
-        if isinstance(X, pd.DataFrame) and names is not None:
-            given = [str(c) for c in X.columns]
-            check_domains(given, names, what="prediction input")
-            missing = sorted(set(names) - set(given))
-            if missing:
-                raise ValueError(f"prediction input lacks domain(s) {missing} the regressor was fitted on")
-            X = X[list(names)]
+        X = in_fitted_order(X, getattr(self, "feature_names_in_", None))
         matrix = np.asarray(X)
         if matrix.dtype not in (np.float32, np.float64):
             matrix = matrix.astype(np.float64)

@@ -79,6 +79,8 @@ def train_config(cfg: DemoConfig, job: Job) -> TrainAppConfig:
 
 PARENT_POLL_S = 0.5
 """How often (seconds) a demo worker checks that the demo is still alive."""
+ORPHAN_GRACE_S = 5.0
+"""Seconds an orphaned worker gives its run to record `preempted` before it exits."""
 
 
 def stop_when_orphaned(parent_pid: int, *, poll_s: float = PARENT_POLL_S) -> None:
@@ -93,6 +95,10 @@ def stop_when_orphaned(parent_pid: int, *, poll_s: float = PARENT_POLL_S) -> Non
         while os.getppid() == parent_pid:
             time.sleep(poll_s)
         os.kill(os.getpid(), signal.SIGTERM)
+        # The pool would hand this worker its next queued job once the preempted one returns:
+        # leave after the grace the preempted record needs, whatever the job does.
+        time.sleep(ORPHAN_GRACE_S)
+        os._exit(128 + signal.SIGTERM)
 
     _watched[os.getpid()] = parent_pid
     threading.Thread(target=watch, name="regmix-demo-parent-watch", daemon=True).start()

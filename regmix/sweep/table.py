@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from regmix.atomic_file import write_text_atomic
-from regmix.mixture import SUM_TOLERANCE, Mixture, check_domains
+from regmix.mixture import Mixture, check_domains, invalid_rows
 from regmix.sampler import INDEX_COLUMN
 from regmix.sweep.files import TABLE_SUFFIX
 
@@ -85,7 +85,7 @@ def read_mixtures_table(path: str | os.PathLike, domains: Sequence[str] | None =
         raise MixturesTableError(f"{path}: index value(s) {dup} appear more than once; each row needs its own index")
     weights = table[columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
     sums = weights.sum(axis=1)
-    bad = ~np.isfinite(weights).all(axis=1) | (weights < 0).any(axis=1) | (np.abs(sums - 1.0) > SUM_TOLERANCE)
+    bad = invalid_rows(weights)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise MixturesTableError(
