@@ -29,10 +29,10 @@ def test_sigkill_of_the_demo_stops_its_workers(tmp_path):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.time() + 180
-        while time.time() < deadline and not list(out.glob("proxy/*/.lock")):  # a worker is training
+        while time.time() < deadline and not list(out.glob("proxy/**/.lock")):  # a worker is training
             assert proc.poll() is None, "the demo ended before training"
             time.sleep(0.3)
-        assert list(out.glob("proxy/*/.lock")), "no proxy started within 180 s"
+        assert list(out.glob("proxy/**/.lock")), "no proxy started within 180 s"
         time.sleep(1.0)
         killed_at = time.time()
         os.kill(proc.pid, signal.SIGKILL)  # the demo alone: SIGKILL cannot be passed on to workers
@@ -41,7 +41,7 @@ def test_sigkill_of_the_demo_stops_its_workers(tmp_path):
         while time.time() < deadline and _group_alive(proc.pid):
             time.sleep(0.3)
         assert not _group_alive(proc.pid), "demo workers still running 30 s after the demo was killed"
-        for path in out.glob("proxy/*/result.json"):  # a worker may record `preempted`, never `finished`
+        for path in out.glob("proxy/**/result.json"):  # a worker may record `preempted`, never `finished`
             record = json.loads(path.read_text())
             assert record["status"] != "finished" or path.stat().st_mtime < killed_at
     finally:
