@@ -30,7 +30,6 @@ source of the analysis (local records, W&B runs) reads runs as `RunRecord`s. Lay
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -39,6 +38,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from regmix.atomic_file import write_text_atomic
+from regmix.json_record import record_to_dict, split_known
 
 RECORD_NAME = "result.json"
 SCHEMA_VERSION = 1
@@ -91,18 +91,15 @@ class RunRecord:
         return self.status == FINISHED
 
     def to_dict(self) -> dict[str, Any]:
-        data = {"schema": self.schema}
-        data.update({k: v for k, v in dataclasses.asdict(self).items() if k not in ("schema", "extra")})
-        return {**data, **self.extra}
+        return record_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "RunRecord":
-        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
-        known = {k: v for k, v in data.items() if k in names}
+        known, extra = split_known(cls, data)
         for key in ("mixture", "val_loss", "config"):  # mappings by contract; anything else reads as empty
             if not isinstance(known.get(key, {}), Mapping):
                 known[key] = {}
-        return cls(**known, extra={k: v for k, v in data.items() if k not in names})
+        return cls(**known, extra=extra)
 
 
 def write_record(run_dir: str | os.PathLike, record: RunRecord) -> Path:

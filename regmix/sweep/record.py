@@ -7,7 +7,6 @@ hash with it. `default_target` is the one place that picks a sweep's target.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from regmix.atomic_file import write_text_atomic
+from regmix.json_record import record_to_dict, split_known
 from regmix.corpus.store import TARGET_ROLE, CorpusMeta
 
 SCHEMA = 1
@@ -69,8 +69,7 @@ class SweepRecord:
     """Keys of a newer record this version does not know (kept when read back)."""
 
     def write(self, path: str | os.PathLike) -> Path:
-        data = {"schema": self.schema, **{k: v for k, v in dataclasses.asdict(self).items() if k not in ("schema", "extra")}}
-        return write_text_atomic(path, json.dumps({**data, **self.extra}, indent=2) + "\n")
+        return write_text_atomic(path, json.dumps(record_to_dict(self), indent=2) + "\n")
 
     @classmethod
     def read(cls, path: str | os.PathLike) -> Optional["SweepRecord"]:
@@ -81,8 +80,7 @@ class SweepRecord:
             return None
         if not isinstance(data, dict):
             return None
-        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
-        known = {k: v for k, v in data.items() if k in names}
+        known, extra = split_known(cls, data)
         if not isinstance(known.get("sweep"), str):
             return None
-        return cls(**known, extra={k: v for k, v in data.items() if k not in names})
+        return cls(**known, extra=extra)
