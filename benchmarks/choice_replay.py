@@ -14,18 +14,24 @@ Each selection's LightGBM then ranks the 256 test mixtures: regret@1 = true loss
 it ranks first minus the true best (nats), hit@10 = overlap of its top 10 with the true top 10,
 Spearman x100 over all 256. One table of means and standard deviations over the seeds per scorer:
 
-- `fit`: regmix-fit's LightGBM (lr 0.01, 1000 rounds, leaves of at least n // 20 runs in [2, 20]);
+- `choice` (the verdict): what regmix-fit emits, its choice objective: 8 bootstrap bags of
+  `fit`'s LightGBM, each test mixture ranked by the members' 0.8 quantile (`regressor.bags`,
+  `choice.quantile`; the trust region and shrinking of the choice act on simulated candidates,
+  not on a fixed test set). Both selections are scored by it, so the comparison is of the runs
+  they buy for the mixture the tool would actually emit;
+- `fit`: one plain regmix-fit LightGBM (lr 0.01, 1000 rounds, leaves of at least n // 20 runs
+  in [2, 20]), ranked by its prediction;
 - `lgbm20`: the same with LightGBM's own default leaf size (20 runs), as an unmodified
-  LGBMRegressor with the paper's lr and rounds would fit;
-- `choice`: regmix-fit's choice objective: 8 bootstrap bags of `fit`'s LightGBM, each test
-  mixture ranked by the members' 0.8 quantile (`regressor.bags`, `choice.quantile`; the trust
-  region and shrinking of the choice act on simulated candidates, not on a fixed test set).
+  LGBMRegressor with the paper's lr and rounds would fit.
 
 The top three test mixtures lie within 0.004 nats, and which of them ranks first depends on the
-scorer: all three are shown.
+scorer: all three are shown. The last lines print how finely the released runs can tell
+mixtures apart at all: the out-of-fold residual sd of `fit`'s LightGBM over all 768 released runs,
+among the tenth with the lowest target loss (5 folds). A regret@1 difference well below it is a
+tie broken by the proxies' noise, not by the selection.
 
-    python benchmarks/choice_replay.py              # 5 seeds (a few minutes on 2 cores)
-    python benchmarks/choice_replay.py --seeds 2    # quicker
+    python benchmarks/choice_replay.py              # 10 seeds (about 4 minutes on 2 cores)
+    python benchmarks/choice_replay.py --seeds 5    # quicker
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
+from sklearn.model_selection import KFold, cross_val_predict
 
 from analysis.config import ChoiceConfig, RegressorsConfig, SourceConfig
 from analysis.ensemble import BaggedRegressor
@@ -70,7 +77,11 @@ def _xy(mixtures: pd.DataFrame, losses: pd.DataFrame, domains: list[str]) -> tup
 
 
 #: Scorers: name -> (LightGBM min_child_samples (None = regmix-fit's scaled default), bagged choice objective).
-SCORERS = {"fit": (None, False), "lgbm20": (20, False), "choice": (None, True)}
+#: The first is the verdict: regmix-fit's choice, the mixture the tool emits.
+SCORERS = {"choice": (None, True), "fit": (None, False), "lgbm20": (20, False)}
+#: The share of the released runs (lowest target loss first) whose out-of-fold residual sd is the
+#: resolution line: where the choice is made, not where the loss is high and easy to rank.
+TOP_SHARE = 0.1
 
 
 def score(pool_x: pd.DataFrame, pool_y: np.ndarray, rows: np.ndarray, test_x: pd.DataFrame, test_y: np.ndarray,
@@ -88,6 +99,15 @@ def score(pool_x: pd.DataFrame, pool_y: np.ndarray, rows: np.ndarray, test_x: pd
     regret = float(test_y[np.argmin(predicted)] - test_y.min())
     hit = len(set(np.argsort(predicted)[:10]) & set(np.argsort(test_y)[:10]))
     return float(spearmanr(predicted, test_y).statistic * 100), regret, hit
+
+
+def resolution(x: pd.DataFrame, y: np.ndarray, seed: int = 0) -> float:
+    """Out-of-fold residual sd (nats) of `fit`'s LightGBM over all released runs, among the
+    TOP_SHARE with the lowest target loss: proxy noise plus model error where the choice is made."""
+    model = build_regressor("lightgbm", RegressorsConfig(), seed=seed, predict_threads=1)
+    predicted = cross_val_predict(model, x, y, cv=KFold(5, shuffle=True, random_state=seed))
+    best = np.argsort(y)[: max(2, int(TOP_SHARE * len(y)))]
+    return float(np.std(y[best] - predicted[best]))
 
 
 def active_rounds(mixtures: pd.DataFrame, losses: pd.DataFrame, start: np.ndarray, seed: int, work: Path,
@@ -128,7 +148,7 @@ def active_rounds(mixtures: pd.DataFrame, losses: pd.DataFrame, start: np.ndarra
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5, help="seeds (default 5)")
+    parser.add_argument("--seeds", type=int, default=10, help="seeds (default 10; the issue asks for at least 5)")
     parser.add_argument("--kind", default=None, help="acquisition.kind (default: regmix-propose's)")
     args = parser.parse_args(argv)
     if not (DATA / "train_mixture_1m.csv").is_file():
@@ -164,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     kind = acquisition.get("kind") or ProposeAppConfig().acquisition.kind
     print(f"choice replay on the paper's 1M runs: pool 512, test 256, target {TARGET}, LightGBM 1000 x 0.01; "
           f"{args.seeds} seeds; active = {START} random + rounds of {BATCH} by regmix-propose ({kind})")
+    verdicts: dict[str, bool] = {}
     for scorer, (leaf, bagged) in SCORERS.items():
         stats = frame[frame.scorer == scorer].drop(columns=["scorer", "seed"]).groupby(["runs", "selection"], sort=False)
         stats = stats.agg(["mean", "std"])
@@ -178,10 +199,21 @@ def main(argv: list[str] | None = None) -> int:
         mean = stats.xs("mean", axis=1, level=1)
         a128, r256, all512 = mean.loc[(128, "active")], mean.loc[(256, "random")], mean.loc[(len(pool_x), "all")]
         beats = a128.regret < r256.regret and a128.hit > r256.hit
+        verdicts[scorer] = beats and a128.regret - all512.regret <= 0.005
         print(f"active 128 vs random 256: regret@1 {a128.regret:.4f} vs {r256.regret:.4f}, hit@10 {a128.hit:.1f} vs "
               f"{r256.hit:.1f} -> {'beats' if beats else 'does NOT beat'} it on both")
         print(f"active 128 vs all 512: regret@1 {a128.regret:.4f} vs {all512.regret:.4f} "
               f"(gap {a128.regret - all512.regret:+.4f} nats; within 0.005: {a128.regret - all512.regret <= 0.005})")
+    true_top = np.sort(test_y)[:3]
+    noise = resolution(pd.concat([pool_x, test_x], ignore_index=True), np.concatenate([pool_y, test_y]))
+    print(f"\nresolution: the true top three test mixtures lie within {true_top[2] - true_top[0]:.4f} nats "
+          f"({', '.join(f'{v:.4f}' for v in true_top)}); out-of-fold residual sd of fit's LightGBM over all "
+          f"{len(pool_y) + len(test_y)} released runs, lowest-loss {TOP_SHARE:.0%}: {noise:.4f} nats")
+    first = next(iter(SCORERS))
+    print(f"verdict ({first} scorer, the mixture regmix-fit emits): active 128 "
+          f"{'meets' if verdicts[first] else 'does NOT meet'} the bar (beats random 256 on regret@1 and hit@10, "
+          f"within 0.005 nats of all 512); other scorers: "
+          + ", ".join(f"{name} {'meets' if ok else 'misses'}" for name, ok in verdicts.items() if name != first))
     print(f"time: {total:.0f} s wall in all, {active_s:.0f} s of it in the active rounds "
           f"(ratio active/total {active_s / total:.2f}); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     return 0
