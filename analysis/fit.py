@@ -133,6 +133,14 @@ def _predict(model, weights: np.ndarray) -> float:
     return float(model.predict(np.asarray(weights, dtype=np.float64)[None, :])[0])
 
 
+def propose_hint(cfg: FitAppConfig) -> str:
+    """The regmix-propose command that continues this fit's sweeps with a round of 32."""
+    names = sweep_names(cfg.sweep)
+    sweeps = f"sweep={names[0]}" if len(names) == 1 else f"'sweep=[{','.join(names)}]'"
+    source = "" if cfg.source.kind == "local" else f" source={cfg.source.kind} (this fit's source.* settings)"
+    return f"regmix-propose {sweeps} out={joined_name(names)}_next k=32{source}"
+
+
 def run_fit(cfg: FitAppConfig, *, command: str | None = None, progress: bool = True) -> FitResult:
     """Run the whole analysis for `cfg`; write the mixture config and the report; return a summary.
 
@@ -305,7 +313,7 @@ def _fit(cfg: FitAppConfig, *, command: str | None, progress: bool, tracking: Fi
         p = judged.probability[name]
         if p < c.min_probability:
             weak.append(f"P(beats the {name.replace('_', ' ')}) is {p:.0%} < {c.min_probability:.0%}")
-    next_step = f"train more proxy runs where the ensemble is unsure (regmix-propose sweep={cfg.sweep} k=32), then fit again"
+    next_step = f"train more proxy runs where the ensemble is unsure ({propose_hint(cfg)}), then fit again"
     if weak and c.shrink:
         shrunk = shrink(
             judge, simulated, supported_point(judge, best_vector, space.prior, space),

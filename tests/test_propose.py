@@ -169,3 +169,15 @@ def test_cli_error_is_one_line_exit_2(tmp_path):
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
     assert "missing" in lines[0] and list(tmp_path.iterdir()) == []
+
+
+def test_fit_hint_names_a_runnable_next_round():
+    """regmix-fit's `next:` hint is a regmix-propose command with the required out= and the fit's sweeps."""
+    from analysis.config import FitAppConfig
+    from analysis.fit import propose_hint
+
+    cfg = FitAppConfig()
+    cfg.sweep = ["r0", "r1"]
+    assert propose_hint(cfg) == "regmix-propose 'sweep=[r0,r1]' out=r0-r1_next k=32"
+    cfg.sweep, cfg.source.kind = "paper", "csv"
+    assert propose_hint(cfg).startswith("regmix-propose sweep=paper out=paper_next k=32 source=csv")
