@@ -45,6 +45,8 @@ class ReleasedFile:
 
 
 #: The released CSVs of the 1M-parameter proxies: 512 training and 256 test mixtures.
+#: All four were last changed in b1bc0b4 ("finalize the code release", 2024-07-03); the digests are
+#: of the files at that commit.
 FILES: dict[str, ReleasedFile] = {
     "train_mixture_1m.csv": ReleasedFile(
         "b1bc0b41040667ab813d6d9b2dd0b37186b198cc", "04a32ef4ab594376bf90e11404c033668f887c351d6a03ad3744824c7296a2d8"
@@ -53,10 +55,10 @@ FILES: dict[str, ReleasedFile] = {
         "b1bc0b41040667ab813d6d9b2dd0b37186b198cc", "49a959aa07ce5c20831d5abe3a7896ff0cd90a398bd407c8913fd5588be0465a"
     ),
     "test_mixture_1m.csv": ReleasedFile(
-        "476a7b0916be0be0e12c0576083e41320d6fc8c1", "197267b7d6f15367e2f46c881e564c35b0d34e51b1754bb09d07e650cf8e1ce8"
+        "b1bc0b41040667ab813d6d9b2dd0b37186b198cc", "197267b7d6f15367e2f46c881e564c35b0d34e51b1754bb09d07e650cf8e1ce8"
     ),
     "test_pile_loss_1m.csv": ReleasedFile(
-        "476a7b0916be0be0e12c0576083e41320d6fc8c1", "e027b1674f60140a65a87b5e4a59ab5f09dc33e8fd02c080682678074b160f53"
+        "b1bc0b41040667ab813d6d9b2dd0b37186b198cc", "e027b1674f60140a65a87b5e4a59ab5f09dc33e8fd02c080682678074b160f53"
     ),
 }
 
