@@ -35,6 +35,7 @@ GROUPS = {
     "experiment": ("train", "+experiment={}"),
     "sampler": ("sample", "sampler={}"),
     "source": ("fit", "source={}"),
+    "fit_source": ("fit", "source={}"),  # regmix-fit adds fit_source/<source> to source=<source>
     "regressor": ("fit", "regressor={}"),
     "hydra/launcher": ("train", "hydra/launcher={}"),
 }
@@ -121,3 +122,16 @@ def test_the_working_directory_conf_is_on_the_search_path(tmp_path, monkeypatch)
     app = OmegaConf.to_object(compose("train", ["mixture=mine"]))
     assert app.mixture.name == "mine" and dict(app.mixture.weights) == {"a": 0.25, "b": 0.75}
     assert not (shipped_conf_dir() / "mixture" / "mine.yaml").exists()
+
+
+@pytest.mark.parametrize("source", sorted(p.stem for p in (shipped_conf_dir() / "source").glob("*.yaml")))
+def test_every_source_preset_serves_fit_and_propose(source):
+    """regmix-propose composes every source preset regmix-fit does; fit-only settings (the paper's
+    test set and recipe) reach regmix-fit alone, through fit_source/<source>."""
+    _register()
+    fit = OmegaConf.to_object(compose("fit", [f"source={source}"]))
+    propose = OmegaConf.to_object(compose("propose", [f"source={source}"]))
+    assert fit.source == propose.source and fit.target == propose.target
+    if source == "paper":
+        assert fit.test.mixtures == "test_mixture_1m.csv" and fit.choice.objective == "driver"
+        assert propose.simulation.prior == fit.simulation.prior and propose.target == "pile_cc"
