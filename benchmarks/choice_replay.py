@@ -32,6 +32,7 @@ tie broken by the proxies' noise, not by the selection.
 
     python benchmarks/choice_replay.py              # 10 seeds (about 4 minutes on 2 cores)
     python benchmarks/choice_replay.py --seeds 5    # quicker
+    python benchmarks/choice_replay.py --target github   # another released validation domain as the target
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from analysis.regressors import build_regressor
 DATA = Path(os.environ.get("REGMIX_PAPER_DATA", "../shared/data/regmix-paper"))
 WEIGHT_PREFIX = "train_the_pile_"
 LOSS_PREFIX, LOSS_SUFFIX = "metric/the_pile_", "_val_loss"
+#: The paper's target (Pile-CC); --target replays another released validation domain.
 TARGET = "pile_cc"
 #: Runs at which both selections are scored; the active one starts from START random runs
 #: and adds BATCH per round (the issue's and facts §7's protocol).
@@ -70,10 +72,10 @@ def _read(split: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     return mixtures, losses.loc[mixtures.index]
 
 
-def _xy(mixtures: pd.DataFrame, losses: pd.DataFrame, domains: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+def _xy(mixtures: pd.DataFrame, losses: pd.DataFrame, domains: list[str], target: str) -> tuple[pd.DataFrame, np.ndarray]:
     weights = mixtures[[WEIGHT_PREFIX + d for d in domains]].to_numpy(dtype=np.float64)
     weights = pd.DataFrame(weights / weights.sum(axis=1, keepdims=True), columns=domains)
-    return weights, losses[LOSS_PREFIX + TARGET + LOSS_SUFFIX].to_numpy(dtype=np.float64)
+    return weights, losses[LOSS_PREFIX + target + LOSS_SUFFIX].to_numpy(dtype=np.float64)
 
 
 #: Scorers: name -> (LightGBM min_child_samples (None = regmix-fit's scaled default), bagged choice objective).
@@ -111,7 +113,7 @@ def resolution(x: pd.DataFrame, y: np.ndarray, seed: int = 0) -> float:
 
 
 def active_rounds(mixtures: pd.DataFrame, losses: pd.DataFrame, start: np.ndarray, seed: int, work: Path,
-                  acquisition: dict) -> dict[int, np.ndarray]:
+                  acquisition: dict, target: str = TARGET) -> dict[int, np.ndarray]:
     """Pool positions chosen by regmix-propose's rounds, at each checkpoint."""
     pool_file = work / "pool.csv"
     mixtures.reset_index().to_csv(pool_file, index=False)
@@ -133,7 +135,7 @@ def active_rounds(mixtures: pd.DataFrame, losses: pd.DataFrame, start: np.ndarra
             sweep=f"s{seed}r{round_no - 1}",
             out=f"s{seed}r{round_no}",
             k=BATCH,
-            target=TARGET,
+            target=target,
             candidates=str(pool_file),
             candidates_prefix=WEIGHT_PREFIX,
             seed=seed * 1000 + round_no,
@@ -150,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10, help="seeds (default 10; the issue asks for at least 5)")
     parser.add_argument("--kind", default=None, help="acquisition.kind (default: regmix-propose's)")
+    parser.add_argument("--target", default=TARGET, help=f"released validation domain to choose for (default {TARGET})")
     args = parser.parse_args(argv)
     if not (DATA / "train_mixture_1m.csv").is_file():
         print(f"skipped: the paper's released runs are not at {DATA} (set REGMIX_PAPER_DATA)")
@@ -157,8 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     pool_m, pool_l = _read("train")
     test_m, test_l = _read("test")
     domains = [c[len(WEIGHT_PREFIX) :] for c in pool_m.columns if c.startswith(WEIGHT_PREFIX)]
-    pool_x, pool_y = _xy(pool_m, pool_l, domains)
-    test_x, test_y = _xy(test_m, test_l, domains)
+    pool_x, pool_y = _xy(pool_m, pool_l, domains, args.target)
+    test_x, test_y = _xy(test_m, test_l, domains, args.target)
     acquisition = {"kind": args.kind} if args.kind else {}
 
     rows: list[dict] = []
@@ -168,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         order = np.random.default_rng(seed).permutation(len(pool_x))
         tick = time.perf_counter()
         with tempfile.TemporaryDirectory() as work:
-            chosen = active_rounds(pool_m, pool_l, order[:START], seed, Path(work), acquisition)
+            chosen = active_rounds(pool_m, pool_l, order[:START], seed, Path(work), acquisition, args.target)
         active_s += time.perf_counter() - tick
         selections = [*(("random", order[:n]) for n in CHECKPOINTS), *(("active", picked) for picked in chosen.values()),
                       ("all", np.arange(len(pool_x)))]
@@ -182,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
 
     frame = pd.DataFrame(rows)
     kind = acquisition.get("kind") or ProposeAppConfig().acquisition.kind
-    print(f"choice replay on the paper's 1M runs: pool 512, test 256, target {TARGET}, LightGBM 1000 x 0.01; "
+    print(f"choice replay on the paper's 1M runs: pool 512, test 256, target {args.target}, LightGBM 1000 x 0.01; "
           f"{args.seeds} seeds; active = {START} random + rounds of {BATCH} by regmix-propose ({kind})")
     verdicts: dict[str, bool] = {}
     for scorer, (leaf, bagged) in SCORERS.items():
