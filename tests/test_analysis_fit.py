@@ -271,3 +271,13 @@ def test_paper_data_acceptance(tmp_path, monkeypatch):
     assert max(abs(result.mixture[d] - w) for d, w in mean.items()) <= 1e-4
     assert set(result.evidence["emitted"]["probability_beats"]) == {"prior", "uniform", "best_run"}
     assert result.evidence["emitted"]["probability_beats"]["prior"] >= 0.9  # the recipe's mixture, never shrunk here
+
+
+def test_evidence_line_says_when_no_member_tells_two_mixtures_apart():
+    """Emitting the best run itself gives P(beats it) = 50% by 'ties half'; the line says why
+    instead of printing what would read as a coin flip."""
+    from analysis.choice import Evidence
+
+    line = Evidence({"prior": 0.75, "best_run": 0.5}, {"prior": (-0.2, -0.1, 0.01), "best_run": (0.0, 0.0, 0.0)}, 0.8, 8).line()
+    assert "prior 75% (loss diff -0.100 [-0.200, +0.010])" in line
+    assert "best_run: no member tells them apart (loss diff 0)" in line and "best_run 50%" not in line
