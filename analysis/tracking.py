@@ -42,6 +42,7 @@ from analysis.errors import AnalysisError
 from analysis.result import domain_correlations, mixture_frame
 from analysis.rounds import joined_name
 from analysis.runs_table import RunsTable
+from regmix.tracking import effective_mode
 
 if TYPE_CHECKING:
     from analysis.result import FitResult
@@ -230,6 +231,7 @@ class FitTracking:
         self.cfg = cfg
         self.command = command
         self.run = None
+        self.mode = cfg.tracker.mode
         self.link: dict[str, Any] = {}
 
     def __enter__(self) -> "FitTracking":
@@ -243,7 +245,9 @@ class FitTracking:
     def start(self, table: RunsTable, *, out: str) -> None:
         """Open the W&B run (offline/online) for a fit of `table` that emits mixture `out`."""
         cfg = self.cfg
-        if cfg.tracker.mode == "disabled":
+        # WANDB_MODE may turn the run down (online -> offline -> disabled), as for regmix-train.
+        self.mode = mode = effective_mode(cfg.tracker.mode)
+        if mode == "disabled":
             return
         import wandb  # lazily: ~1 s to import, and a plain fit does not need it
 
@@ -267,14 +271,14 @@ class FitTracking:
                 name=cfg.tracker.name or f"fit-{out}",
                 config=config,
                 dir=str(folder),
-                mode=cfg.tracker.mode,
+                mode=mode,
                 reinit="create_new",  # never finishes (or swallows) a run the caller still has open
                 settings=wandb.Settings(console="off", disable_git=True, x_disable_stats=True, silent=True, **server),
             )
         except wandb.errors.Error as err:
-            fix = "set WANDB_API_KEY or run `wandb login`, " if cfg.tracker.mode == "online" else ""
+            fix = "set WANDB_API_KEY or run `wandb login`, " if mode == "online" else ""
             raise TrackingError(
-                f"tracker={cfg.tracker.mode}: the W&B run could not start ({_first_line(err)}); {fix}"
+                f"tracker={mode}: the W&B run could not start ({_first_line(err)}); {fix}"
                 "or use tracker=disabled (or offline, and `wandb sync` the run later)"
             ) from None
 
@@ -283,7 +287,7 @@ class FitTracking:
         run = self.run
         if run is None:
             return None
-        mode = self.cfg.tracker.mode
+        mode = self.mode
         run.config.update({"chosen": {"name": result.emitted.stem, "weights": dict(result.mixture.items())}})
         run.log(_media(result), step=0, commit=True)
         run.summary.update(summary_values(result))  # distinct keys from the logged step: never clobbered

@@ -128,7 +128,7 @@ def test_online_fit_from_a_wandb_sweep_logs_back_beside_its_proxies(tmp_path):
                          sweep="swpfit01", group="syn", job_type="proxy")
         home = tmp_path / "wandb-home"
         env = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_BASE_URL": fake.url, "WANDB_API_KEY": DUMMY_API_KEY,
-               "WANDB_DIR": str(home), "WANDB_DATA_DIR": str(home / "data"), "WANDB_CACHE_DIR": str(home / "cache"),
+               "WANDB_MODE": "online", "WANDB_DIR": str(home), "WANDB_DATA_DIR": str(home / "data"), "WANDB_CACHE_DIR": str(home / "cache"),
                "WANDB_CONFIG_DIR": str(home / "config")}
         args = ["source=wandb", "source.wandb.sweep=swpfit01", f"source.wandb.entity={fake.entity}", f"target={TARGET}",
                 "mixture_dir=mix", "report_dir=rep", "out=from_sweep", "tracker=online", *FAST]
@@ -188,7 +188,7 @@ def test_online_without_credentials_fails_in_one_line_before_any_fitting(tmp_pat
         write_record(root / rec.run_name, rec)
     home = tmp_path / "home"  # no ~/.netrc, no W&B settings: no key anywhere
     env = {k: v for k, v in os.environ.items() if k not in ("WANDB_API_KEY", "NETRC")}
-    env.update(HOME=str(home), WANDB_CONFIG_DIR=str(home / "config"), PYTHONPATH=str(REPO))
+    env.update(HOME=str(home), WANDB_CONFIG_DIR=str(home / "config"), PYTHONPATH=str(REPO), WANDB_MODE="online")
     done = subprocess.run(
         [sys.executable, "-m", "analysis.cli", f"source.root={root}", f"target={TARGET}", "mixture_dir=mix",
          "report_dir=rep", "out=nokey", "tracker=online", *FAST],
@@ -198,3 +198,18 @@ def test_online_without_credentials_fails_in_one_line_before_any_fitting(tmp_pat
     assert done.stderr.startswith("error: tracker=online: the W&B run could not start (No API key configured")
     assert "set WANDB_API_KEY or run `wandb login`" in done.stderr and "offline" in done.stderr  # the fixes
     assert not (tmp_path / "mix").exists()  # refused before fitting: nothing emitted
+
+
+def test_wandb_mode_turns_the_fit_run_down_as_it_does_a_proxy_run(tmp_path, monkeypatch):
+    """tracker=online with WANDB_MODE=disabled (W&B's convention for running a command by hand)
+    fits without W&B: no key is asked for, nothing is logged; WANDB_MODE=offline logs offline."""
+    root = tmp_path / "runs"
+    for rec in synthetic_records(linear_loss(3, seed=1), 8, sweep="syn"):
+        write_record(root / rec.run_name, rec)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    cfg = compose_fit(["source=local", f"source.root={root}", f"target={TARGET}", f"mixture_dir={tmp_path / 'mix'}",
+                       f"report_dir={tmp_path / 'rep'}", "out=down", "tracker=online", *FAST])
+    result = run_fit(cfg, progress=False)
+    assert result.tracked is None and result.emitted.is_file()
+    assert not (tmp_path / "rep" / "wandb").exists()
