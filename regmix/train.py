@@ -104,20 +104,45 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, fused: bool) -> tor
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused or None)
 
 
+class PreemptionSignals:
+    """SIGTERM/SIGUSR1 as `Preempted`: at once, or, inside `at_step_boundaries()`, once the step
+    in progress has finished (`pending` is then set and the loop checks it), so the run can save a
+    checkpoint of exactly the steps it trained before it exits."""
+
+    def __init__(self) -> None:
+        self.pending: int | None = None
+        self._defer = False
+
+    def handler(self, signum, _frame) -> None:
+        if self._defer:
+            self.pending = signum
+        else:
+            raise Preempted(signum)
+
+    @contextmanager
+    def at_step_boundaries(self):
+        self._defer = True
+        try:
+            yield self
+        finally:
+            self._defer = False
+        if self.pending is not None:  # arrived during the last step: stop before evaluating
+            raise Preempted(self.pending)
+
+
 @contextmanager
 def preemption_signals():
-    """Turn SIGTERM/SIGUSR1 into `Preempted` inside the block (main thread only)."""
-    def handler(signum, _frame):
-        raise Preempted(signum)
-
+    """Turn SIGTERM/SIGUSR1 into `Preempted` inside the block (main thread only); yields the
+    `PreemptionSignals` whose `at_step_boundaries()` defers them to the end of a step."""
+    signals = PreemptionSignals()
     previous = {}
     try:
         for sig in PREEMPT_SIGNALS:
-            previous[sig] = signal.signal(sig, handler)
+            previous[sig] = signal.signal(sig, signals.handler)
     except ValueError:  # not the main thread (e.g. a joblib thread): leave signals alone
         previous = {}
     try:
-        yield
+        yield signals
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
@@ -214,9 +239,9 @@ def _train_and_record(cfg, meta, mixture, record, resolved, windows, batches, st
     record.started_at = _now()
     tokens_per_step = tcfg.batch_size * tcfg.seq_len
     accum = tcfg.batch_size // micro
-    step, status, exit_code = start_step, FAILED, 1
+    trained, status, exit_code = start_step, FAILED, 1  # trained: optimizer steps done so far
     try:
-        with preemption_signals():
+        with preemption_signals() as preempt:
             record.wandb = tracker.start(
                 name=f"{cfg.sweep}/{cfg.run_name}",
                 config={**resolved, "corpus": record.corpus, "n_params": n_params, "run_name": cfg.run_name},
@@ -225,38 +250,45 @@ def _train_and_record(cfg, meta, mixture, record, resolved, windows, batches, st
             log(f"[regmix] {run_dir}: {steps} steps x {tokens_per_step} tokens, {n_params['total']:,} params, {device}")
             loop_start = window_start = time.perf_counter()
             window_tokens = 0
-            for step in range(start_step, steps):
-                lr = lr_at(step, steps, tcfg)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                for _ in range(accum):
-                    inputs, targets = batches.next_batch()
-                    inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
-                    with autocast_for(device, tcfg.precision):
-                        loss = step_fn(inputs, targets, chunk_tokens=chunk_tokens) / accum
-                    loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                window_tokens += tokens_per_step
-                if (step + 1) % tcfg.log_every == 0 or step + 1 == steps:
-                    elapsed = time.perf_counter() - window_start
-                    tracker.log(
-                        {
-                            "train/loss": loss.item() * accum,
-                            "train/lr": lr,
-                            "train/tokens": (step + 1) * tokens_per_step,
-                            "train/tokens_per_s": window_tokens / max(elapsed, 1e-9),
-                        },
-                        step=step + 1,
-                    )
-                    window_start, window_tokens = time.perf_counter(), 0
-                if tcfg.checkpoint_every and (step + 1) % tcfg.checkpoint_every == 0 and step + 1 < steps:
-                    save_checkpoint(run_dir, {
-                        "identity": run_identity(record), "step": step + 1, "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(), "data": batches.state_dict(), "rng": rng_state(device),
-                    })
-                    log(f"[regmix] {run_dir}: checkpoint at step {step + 1}")
+            with preempt.at_step_boundaries():
+                for step in range(start_step, steps):
+                    lr = lr_at(step, steps, tcfg)
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr
+                    for _ in range(accum):
+                        inputs, targets = batches.next_batch()
+                        inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+                        with autocast_for(device, tcfg.precision):
+                            loss = step_fn(inputs, targets, chunk_tokens=chunk_tokens) / accum
+                        loss.backward()
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    window_tokens += tokens_per_step
+                    if (step + 1) % tcfg.log_every == 0 or step + 1 == steps:
+                        elapsed = time.perf_counter() - window_start
+                        tracker.log(
+                            {
+                                "train/loss": loss.item() * accum,
+                                "train/lr": lr,
+                                "train/tokens": (step + 1) * tokens_per_step,
+                                "train/tokens_per_s": window_tokens / max(elapsed, 1e-9),
+                            },
+                            step=step + 1,
+                        )
+                        window_start, window_tokens = time.perf_counter(), 0
+                    due = bool(tcfg.checkpoint_every) and (step + 1) % tcfg.checkpoint_every == 0
+                    # A preemption signal during this step: keep every finished step, not only the
+                    # last multiple of checkpoint_every (SLURM's grace after SIGTERM is ~30 s).
+                    if tcfg.checkpoint_every and step + 1 < steps and (due or preempt.pending is not None):
+                        save_checkpoint(run_dir, {
+                            "identity": run_identity(record), "step": step + 1, "model": model.state_dict(),
+                            "optimizer": optimizer.state_dict(), "data": batches.state_dict(), "rng": rng_state(device),
+                        })
+                        log(f"[regmix] {run_dir}: checkpoint at step {step + 1}")
+                    trained = step + 1
+                    if preempt.pending is not None:
+                        raise Preempted(preempt.pending)
             # Training throughput (tokens/s of the step loop, data loading included), for benchmarks.
             record.train_s = round(time.perf_counter() - loop_start, 4)
             val = evaluate(model, windows, batch_size=ecfg.batch_size, device=device, precision=tcfg.precision,
@@ -269,7 +301,7 @@ def _train_and_record(cfg, meta, mixture, record, resolved, windows, batches, st
             status, exit_code = FINISHED, 0
     except Preempted as exc:
         status, exit_code = PREEMPTED, 128 + exc.signum
-        record.error = f"preempted at step {step} of {steps} ({exc})"
+        record.error = f"preempted after step {trained} of {steps} ({exc})"
         tracker.mark_preempting()
     except Exception as exc:  # recorded, then re-raised: the multirun marks this job failed
         record.error = f"{type(exc).__name__}: {exc}".splitlines()[0]

@@ -69,6 +69,35 @@ def test_sigterm_after_a_checkpoint_then_rerun_ends_with_the_uninterrupted_losse
     assert not (run_dir / CHECKPOINT).exists()  # finished runs delete their checkpoint
 
 
+def test_sigterm_between_checkpoints_keeps_every_finished_step(corpus, tmp_path, monkeypatch):
+    """A signal in the middle of step 14 (checkpoints every 10) ends that step, checkpoints step 14
+    rather than losing 4 steps to the one at 10, and the rerun still ends bit for bit like a run
+    never interrupted."""
+    from regmix.data import MixtureBatches
+
+    whole = train_run(cfg(corpus, tmp_path / "whole"), log=lambda *_: None)
+    calls = {"n": 0}
+    original = MixtureBatches.next_batch
+
+    def signal_in_step_14(self):
+        calls["n"] += 1
+        if calls["n"] == 14:  # one batch per step here: inside step 14, before its update
+            signal.raise_signal(signal.SIGTERM)
+        return original(self)
+
+    monkeypatch.setattr(MixtureBatches, "next_batch", signal_in_step_14)
+    with pytest.raises(SystemExit) as exited:
+        train_run(cfg(corpus, tmp_path / "cut"), log=lambda *_: None)
+    monkeypatch.setattr(MixtureBatches, "next_batch", original)
+    assert exited.value.code == 128 + signal.SIGTERM
+    run_dir = tmp_path / "cut" / "run"
+    record = read_record(run_dir)
+    assert record.status == PREEMPTED and record.error.startswith("preempted after step 14 of 30")
+    assert load_checkpoint(run_dir)["step"] == 14
+    resumed = train_run(cfg(corpus, tmp_path / "cut"), log=lambda *_: None)
+    assert resumed.resumed_from_step == 14 and resumed.val_loss == whole.val_loss
+
+
 def test_checkpoint_of_other_settings_is_not_resumed(corpus, tmp_path):
     train_run(cfg(corpus, tmp_path, keep_checkpoint=True), log=lambda *_: None)
     (tmp_path / "run" / "result.json").unlink()  # as if that run had been preempted
