@@ -181,3 +181,29 @@ def test_fit_hint_names_a_runnable_next_round():
     assert propose_hint(cfg) == "regmix-propose 'sweep=[r0,r1]' out=r0-r1_next k=32"
     cfg.sweep, cfg.source.kind = "paper", "csv"
     assert propose_hint(cfg).startswith("regmix-propose sweep=paper out=paper_next k=32 source=csv")
+
+
+def test_rounds_from_wandb_groups_are_merged_and_counted(tmp_path, monkeypatch):
+    """source=wandb with a list of groups (regmix-train logs each sweep's runs in group <sweep>):
+    both rounds are read through the loopback W&B backend and counted per round."""
+    from tests.fakes import DUMMY_API_KEY, FakeWandb
+
+    with FakeWandb() as fake:
+        monkeypatch.setenv("WANDB_BASE_URL", fake.url)
+        monkeypatch.setenv("WANDB_API_KEY", DUMMY_API_KEY)
+        for sweep, n, seed in (("r0", 20, 0), ("r1", 10, 1)):
+            for rec in synthetic_records(interaction_loss(DOMAINS, seed=1), n, seed=seed, noise=0.005, sweep=sweep):
+                config = {"mixture": {"index": rec.mixture_index, "weights": rec.mixture, "name": None},
+                          "model": {"name": "tiny"}, "corpus": rec.corpus, "run_name": rec.run_name, "sweep": sweep}
+                fake.add_run(config=config, summary={f"val/{TARGET}/loss": rec.val_loss[TARGET], "tokens": 1000},
+                             group=sweep, job_type="proxy")
+        fake.add_run(config={"run_name": "other", "sweep": "r9"}, summary={}, group="r9", job_type="proxy")
+        cfg = compose_propose([
+            "source=wandb", "source.wandb.entity=regmix-tests", "source.wandb.group=[r0,r1]", "source.wandb.retries=1",
+            f"out_dir={tmp_path / 'sweeps'}", f"target={TARGET}", "sweep=[r0,r1]", "out=r2", *FAST, "k=4",
+        ])
+        result = run_propose(cfg)
+    assert len(result.runs) == 30 and "by round: r0 20, r1 10" in "\n".join(result.drops.lines())
+    record = json.loads((tmp_path / "sweeps" / "r2.sampler.json").read_text())
+    assert record["parents"]["sweeps"] == ["r0", "r1"] and record["parents"]["runs_per_round"] == {"r0": 20, "r1": 10}
+    assert record["parents"]["source"] == "wandb" and record["n_mixtures"] == 4
