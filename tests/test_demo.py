@@ -98,3 +98,30 @@ def test_pooled_noise_is_the_rms_seed_difference():
     assert pooled_noise({"a": [2.0, 2.1], "b": [3.0, 2.7], "c": [1.0]}) == pytest.approx((0.5 * (0.01 + 0.09)) ** 0.5)
     assert pooled_noise({"a": [2.0, 2.4]}) == pytest.approx(0.4)  # one pair: |seed 0 - seed 1|
     assert pooled_noise({"a": [2.0]}) != pooled_noise({"a": [2.0]})  # NaN: nothing repeated
+
+
+def test_forecasts_say_when_the_emitted_mixture_is_the_best_proxy(tmp_path):
+    """A fit that fell back to the best run emits that run's mixture: the report says so instead of
+    a 50% forecast (ties count half) and a 'came true' that compares a mixture with itself."""
+    from types import SimpleNamespace
+
+    from regmix.demo.report import SAME_MIXTURE, DemoOutcome
+    from regmix.mixture import Mixture
+
+    best = Mixture({"a": 0.7, "b": 0.3})
+    zero = {"low": 0.0, "mean": 0.0, "high": 0.0}
+    evidence = {"emitted": {"probability_beats": {"prior": 0.9, "best_run": 0.5},
+                            "loss_difference": {"prior": {"low": -0.3, "mean": -0.2, "high": -0.1}, "best_run": zero}}}
+    outcome = DemoOutcome(
+        target="t", blend={"a": 1.0}, mixtures={"emitted": best, "best_proxy": best, "prior": Mixture({"a": 0.5, "b": 0.5}),
+                                                  "uniform": Mixture({"a": 0.5, "b": 0.5})},
+        at_target={"emitted": 2.0, "best_proxy": 2.02, "prior": 2.5, "uniform": 2.5},
+        at_proxy={"emitted": 3.0, "best_proxy": 3.0, "prior": 3.4, "uniform": 3.4},
+        noise=0.1, rank_spearman=1.0, fit=SimpleNamespace(evidence=evidence, status_line="status: fallback"),
+        n_proxies=8, wall_s=60.0, out_dir=tmp_path, seed_losses={"emitted": [2.02, 1.98]},
+    )
+    rows = {row[0]: row for row in outcome.forecasts()}
+    assert rows["prior"][1:4] == ["90%", "yes", "yes"]
+    assert rows["best_proxy"][1:4] == [SAME_MIXTURE, "-", "-"]
+    text = outcome.summary()
+    assert "emitted is best_proxy's mixture: no forecast" in text and "P(emitted beats best_proxy)" not in text

@@ -25,9 +25,8 @@ class RoundOutcome:
         rows = []
         for label, fit, n, key in (("before the round", self.before, self.n_before, "emitted before round"),
                                    ("after the round", self.after, self.n_after, "emitted")):
-            p = (fit.evidence.get("emitted") or {}).get("probability_beats", {})
             rows.append([label, str(n), f"{fit.predicted['chosen']:.4f}", f"{fit.status}",
-                         ", ".join(f"{k} {v:.0%}" for k, v in p.items()),
+                         _beats_text(fit.evidence.get("emitted") or {}),
                          _fmt(outcome.at_proxy.get(key)), _fmt(outcome.at_target.get(key)),
                          f"{outcome.blend_share_of(key):.0%}" if outcome.blend else ""])
         return rows
@@ -39,6 +38,20 @@ class RoundOutcome:
         if gain < -outcome.noise:
             return f"made the choice worse at target scale by {-gain:.4f} nats (more than the seed noise {outcome.noise:.4f})"
         return f"changed the choice's target-scale loss by {-gain:+.4f} nats, within the seed noise {outcome.noise:.4f}"
+
+
+#: What the forecast table says for a rival whose mixture is the emitted one.
+SAME_MIXTURE = "the same mixture"
+#: L1 below which two mixtures are one (the emitted file rounds to 4 decimals).
+SAME_MIXTURE_L1 = 1e-3
+
+
+def _beats_text(evidence: dict) -> str:
+    """'prior 100%, best_run: no member tells them apart' from a fit's evidence record."""
+    zero = {"low": 0.0, "mean": 0.0, "high": 0.0}
+    diff = evidence.get("loss_difference", {})
+    return ", ".join(f"{k}: no member tells them apart" if diff.get(k) == zero else f"{k} {v:.0%}"
+                     for k, v in evidence.get("probability_beats", {}).items())
 
 
 def _fmt(value: float | None) -> str:
@@ -100,10 +113,19 @@ class DemoOutcome:
                 continue
             proxy = self.at_proxy.get("emitted", float("nan")) < self.at_proxy.get(label, float("nan"))
             target = self.at_target["emitted"] < self.at_target[label]
-            margin = self.at_target[label] - self.at_target["emitted"]
-            rows.append([label, f"{p:.0%}", "yes" if proxy else "no", "yes" if target else "no",
-                         f"{margin:+.4f} (noise {self.noise:.4f})"])
+            margin = f"{self.at_target[label] - self.at_target['emitted']:+.4f} (noise {self.noise:.4f})"
+            if self.is_emitted(label):  # the fit fell back to it: P = 50% by "ties half", nothing to forecast
+                rows.append([label, SAME_MIXTURE, "-", "-", margin])
+                continue
+            rows.append([label, f"{p:.0%}", "yes" if proxy else "no", "yes" if target else "no", margin])
         return rows
+
+    def is_emitted(self, label: str) -> bool:
+        """Whether `label`'s mixture is the emitted one (to the emitted file's 4 decimals)."""
+        a, b = self.mixtures.get("emitted"), self.mixtures.get(label)
+        if a is None or b is None:
+            return False
+        return sum(abs(a.get(d) - b.get(d)) for d in set(a) | set(b)) <= SAME_MIXTURE_L1
 
     @property
     def blend_share(self) -> float:
@@ -120,6 +142,9 @@ class DemoOutcome:
         lines += [f"  [{'x' if ok else ' '}] emitted {what}" for what, ok in self.verdicts.items()]
         lines.append(getattr(self.fit, "status_line", "") or "")
         for rival, p, proxy, target, margin in self.forecasts():
+            if p == SAME_MIXTURE:
+                lines.append(f"  emitted is {rival}'s mixture: no forecast; the target-scale difference {margin} is seed to seed")
+                continue
             lines.append(f"  P(emitted beats {rival}) {p}: came true at proxy scale {proxy}, at target scale {target} ({margin})")
         lines.append(f"wall time {self.wall_s / 60:.1f} min")
         return "\n".join(lines)
