@@ -149,6 +149,11 @@ def choose(
     return Choice(weights, top, score[keep], stats)
 
 
+#: Said instead of P = 50% where every member predicts two mixtures alike (e.g. the emitted
+#: mixture is the best run itself): "ties count half" would read as a coin flip.
+NO_MEMBER_TELLS = "no member tells them apart"
+
+
 @dataclass
 class Evidence:
     """How sure the ensemble is that the chosen mixture beats each alternative."""
@@ -162,9 +167,7 @@ class Evidence:
 
     def line(self) -> str:
         parts = [
-            # Every member predicting both the same (e.g. the emitted mixture is the best run): the
-            # 50% of "ties half" would read as a coin flip, so say what it is.
-            f"{name}: no member tells them apart (loss diff 0)" if self.difference[name] == (0.0, 0.0, 0.0) else
+            f"{name}: {NO_MEMBER_TELLS} (loss diff 0)" if self.difference[name] == (0.0, 0.0, 0.0) else
             f"{name} {p:.0%} (loss diff {self.difference[name][1]:+.3f} [{self.difference[name][0]:+.3f}, {self.difference[name][2]:+.3f}])"
             for name, p in self.probability.items()
         ]

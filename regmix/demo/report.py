@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from analysis.choice import NO_MEMBER_TELLS
 from analysis.report import markdown_table
 from regmix.atomic_file import write_text_atomic
 from regmix.mixture import Mixture
@@ -50,7 +51,7 @@ def _beats_text(evidence: dict) -> str:
     """'prior 100%, best_run: no member tells them apart' from a fit's evidence record."""
     zero = {"low": 0.0, "mean": 0.0, "high": 0.0}
     diff = evidence.get("loss_difference", {})
-    return ", ".join(f"{k}: no member tells them apart" if diff.get(k) == zero else f"{k} {v:.0%}"
+    return ", ".join(f"{k}: {NO_MEMBER_TELLS}" if diff.get(k) == zero else f"{k} {v:.0%}"
                      for k, v in evidence.get("probability_beats", {}).items())
 
 
