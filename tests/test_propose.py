@@ -116,6 +116,11 @@ def test_fit_reads_several_rounds_and_counts_each(project):
     assert "by round: r0 24, r1 8" in "\n".join(result.drops.lines())
     assert result.emitted.name == "r0-r1_target.yaml"
     assert "by round: r0 24, r1 8" in (project / "rep" / "report.md").read_text()
+    # The W&B analysis run's summary carries the same counts (one key per round, comparable in the UI).
+    from analysis.tracking import summary_values
+
+    summary = summary_values(result)
+    assert (summary["runs/round/r0"], summary["runs/round/r1"], summary["runs/used"]) == (24, 8, 32)
 
 
 def test_thompson_spreads_the_batch_and_lcb_takes_the_lowest_bound():
