@@ -12,6 +12,7 @@ import math
 from collections.abc import Iterable, Iterator, Mapping
 
 import numpy as np
+from regmix.errors import RegmixError
 
 #: How far the weights may sum from 1. Mixtures are rounded to a grid (2e-4 in RegMix's
 #: generator, 1e-3 in the paper's released tables, whose rows sum to 0.996-1.003), so the
@@ -28,7 +29,7 @@ def invalid_rows(weights) -> np.ndarray:
     return ~np.isfinite(weights).all(axis=1) | (weights < 0).any(axis=1) | (np.abs(sums - 1.0) > SUM_TOLERANCE)
 
 
-class MixtureError(ValueError):
+class MixtureError(RegmixError):
     """A mixture that cannot be used; the message names the problem and the fix."""
 
 

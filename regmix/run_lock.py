@@ -17,11 +17,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from regmix.errors import RegmixError
 
 LOCK_NAME = ".lock"
 
 
-class RunBusy(ValueError):
+class RunBusy(RegmixError):
     """Another live process holds the run folder's lock."""
 
 

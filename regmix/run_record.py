@@ -39,6 +39,7 @@ from typing import Any, Optional
 
 from regmix.atomic_file import write_text_atomic
 from regmix.json_record import record_to_dict, split_known
+from regmix.errors import RegmixError
 
 RECORD_NAME = "result.json"
 SCHEMA_VERSION = 1
@@ -114,7 +115,7 @@ def write_record(run_dir: str | os.PathLike, record: RunRecord) -> Path:
     return write_text_atomic(Path(run_dir) / RECORD_NAME, payload + "\n", fsync=True)
 
 
-class RecordError(ValueError):
+class RecordError(RegmixError):
     """A run record that exists but cannot be read; the message names the file and the fix."""
 
 

@@ -37,6 +37,7 @@ import pandas as pd
 
 from regmix.config import SamplerConfig
 from regmix.mixture import check_domains
+from regmix.errors import RegmixError
 
 #: First column of a mixtures table: the row index that `mixture.index` selects.
 INDEX_COLUMN = "index"
@@ -46,7 +47,7 @@ INDEX_COLUMN = "index"
 DRAW_CHUNK_ROWS = 65_536
 
 
-class SamplerError(ValueError):
+class SamplerError(RegmixError):
     """Sampler settings or a prior that cannot produce mixtures; the message says the fix."""
 
 

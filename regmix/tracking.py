@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from regmix.config import TrackerConfig
+from regmix.errors import RegmixError
 
 MODES = ("offline", "online", "disabled")
 #: How far each mode reaches: WANDB_MODE may only move a run towards the local end.
@@ -26,7 +27,7 @@ _REACH = {"disabled": 0, "offline": 1, "online": 2}
 _ENV_MODES = {"online": "online", "run": "online", "offline": "offline", "dryrun": "offline", "disabled": "disabled"}
 
 
-class TrackingError(ValueError):
+class TrackingError(RegmixError):
     """The W&B run cannot start (no API key, unreachable server); the message names the fix."""
 
 

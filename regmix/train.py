@@ -32,6 +32,7 @@ from regmix.run_lock import run_lock
 from regmix.metrics import MEAN_VAL_LOSS_KEY, TOKENS_KEY, val_loss_key
 from regmix.run_record import DRY_RUN, FAILED, FINISHED, PREEMPTED, RunRecord, load_record, write_record
 from regmix.tracking import make_tracker
+from regmix.errors import RegmixError
 
 #: Signals that mean "stop now, you will be re-queued": SLURM sends SIGTERM (then SIGKILL
 #: after its grace period), and submitit/`--signal` setups use SIGUSR1 before the time limit.
@@ -46,7 +47,7 @@ class Preempted(BaseException):
         self.signum = signum
 
 
-class RunConflict(ValueError):
+class RunConflict(RegmixError):
     """The run folder already holds a finished run that is not this one."""
 
 

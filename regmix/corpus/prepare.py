@@ -34,6 +34,7 @@ from regmix.corpus.store import (
 )
 from regmix.atomic_file import write_text_atomic
 from regmix.corpus.tokenize import TOKENIZER_FILE, ByteTokenizer, HFTokenizer, build_tokenizer, check_tokenizer_config
+from regmix.errors import RegmixError
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ UNFINISHED_NAME = ".preparing.json"
 """Written before the shards, removed after meta.json: the settings and domains of a build in progress."""
 
 
-class PrepareError(ValueError):
+class PrepareError(RegmixError):
     """Settings that cannot build a corpus, or a corpus folder that must not be replaced."""
 
 

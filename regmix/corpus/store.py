@@ -22,13 +22,14 @@ from typing import Any
 import numpy as np
 
 from regmix.atomic_file import write_text_atomic
+from regmix.errors import RegmixError
 
 META_NAME = "meta.json"
 FORMAT_VERSION = 1
 TRAIN_ROLE, TARGET_ROLE = "train", "target"
 
 
-class CorpusError(ValueError):
+class CorpusError(RegmixError):
     """A corpus that cannot be used; the message names the problem and the fix."""
 
 

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
+from regmix.errors import RegmixError
 
 PLAIN_TEXT_SUFFIXES = (".txt", ".text", ".md")
 TABLE_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".csv": "csv"}
@@ -31,7 +32,7 @@ DOMAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n")
 
 
-class TextSourceError(ValueError):
+class TextSourceError(RegmixError):
     """Text input that cannot be read as asked; the message names the file/value and the fix."""
 
 

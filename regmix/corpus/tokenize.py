@@ -18,6 +18,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from regmix.corpus.config import TokenizerConfig
+from regmix.errors import RegmixError
 
 TOKENIZER_FILE = "tokenizer.json"
 """Name of the HF tokenizer definition saved inside a corpus folder (kinds bpe and file)."""
@@ -35,7 +36,7 @@ _ENCODE_CHUNK = 1024
 """Documents per encode_batch call (bounds peak memory on large domains)."""
 
 
-class TokenizerError(ValueError):
+class TokenizerError(RegmixError):
     """A tokenizer setting that cannot be used; the message names the value and the fix."""
 
 

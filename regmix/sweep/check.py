@@ -39,6 +39,7 @@ from regmix.sweep.spec import (
     validate_sweep_spec,
 )
 from regmix.sweep.table import read_mixtures_table
+from regmix.errors import RegmixError
 
 #: Sweep-command macros that format parameters in ways Hydra cannot parse (`--key=value`, JSON).
 HYDRA_HOSTILE_MACROS = ("${args}", "${args_no_boolean_flags}", "${args_no_equals}", "${args_json}")
@@ -46,7 +47,7 @@ HYDRA_HOSTILE_MACROS = ("${args}", "${args_no_boolean_flags}", "${args_no_equals
 OWN_KEYS = ("sweep", "tracker", "tracker.mode")
 
 
-class SweepSetupError(ValueError):
+class SweepSetupError(RegmixError):
     """A sweep that cannot be created as asked; the message names the bad value and the fix."""
 
 

@@ -16,11 +16,12 @@ from typing import Any, Optional
 from regmix.atomic_file import write_text_atomic
 from regmix.json_record import record_to_dict, split_known
 from regmix.corpus.store import TARGET_ROLE, CorpusMeta
+from regmix.errors import RegmixError
 
 SCHEMA = 1
 
 
-class SweepTargetError(ValueError):
+class SweepTargetError(RegmixError):
     """A target that is not a domain of the corpus; the message lists the domains."""
 
 

@@ -26,6 +26,7 @@ import yaml
 
 from regmix.atomic_file import write_text_atomic
 from regmix.metrics import val_loss_key
+from regmix.errors import RegmixError
 
 #: The train entry point the agent runs (`python -m`, so no path to a script is needed).
 TRAIN_MODULE = "regmix.cli.train"
@@ -37,7 +38,7 @@ TRACKER_ITEM = "tracker=online"
 GRID_REPEAT_LIMIT = 500
 
 
-class SweepSpecError(ValueError):
+class SweepSpecError(RegmixError):
     """A sweep spec that W&B or Hydra would reject; the message names the item and the fix."""
 
 

@@ -18,9 +18,10 @@ from regmix.atomic_file import write_text_atomic
 from regmix.mixture import Mixture, check_domains, invalid_rows
 from regmix.sampler import INDEX_COLUMN
 from regmix.sweep.files import TABLE_SUFFIX
+from regmix.errors import RegmixError
 
 
-class MixturesTableError(ValueError):
+class MixturesTableError(RegmixError):
     """A mixtures table that is missing or cannot be used; the message says the fix."""
 
 
