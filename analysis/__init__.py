@@ -13,5 +13,8 @@ Stages, each a module with one job (all torch-free; `regmix-fit` runs them in or
 - `simulate`     candidates screened and scored in chunks, top-k aggregated;
 - `emit`         the chosen mixture as a Hydra config entry (conf/mixture/<out>.yaml);
 - `result`       what a fit produced (`FitResult`) and the tables report, plots and W&B share;
-- `report`, `plots`  markdown, CSV and PNG figures; `fit.run_fit` ties it together, `cli` is regmix-fit.
+- `status`     how strongly the evidence backs the emitted mixture (an enum);
+- `report`, `plots`  markdown, CSV and PNG figures; `fit.run_fit` ties it together as a list of
+                 stages (`fit_load`, `fit_model`, `fit_choose`, `fit_decide`, `fit_provenance`,
+                 `fit_emit`), `cli` is regmix-fit.
 """

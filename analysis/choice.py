@@ -25,6 +25,7 @@ import numpy as np
 from analysis.candidates import CandidateSpace, fit_to_bounds
 from analysis.ensemble import probability_below
 from analysis.simulate import aggregate_top
+from analysis.status import SUPPORTED_LINE, Status
 
 #: Blend steps tried when shrinking: share of the way from the supported point to the choice.
 SHRINK_STEPS = (1.0, 0.75, 0.5, 0.25, 0.0)
@@ -202,9 +203,9 @@ class Shrinkage:
     """The outcome of `shrink`: the weights to emit and a one-line status."""
 
     weights: np.ndarray
-    status: str
-    """'supported' (emitted as chosen), 'shrunk' (part-way to the supported point) or
-    'fallback' (the supported point itself)."""
+    status: Status
+    """SUPPORTED (emitted as chosen), SHRUNK (part-way to the supported point) or
+    FALLBACK (the supported point itself)."""
     toward: str
     share: float
     """Share of the way from the supported point to the choice that was kept (1 = all)."""
@@ -230,18 +231,20 @@ def shrink(
     supported: tuple[str, np.ndarray],
     *,
     weak_reasons: list[str],
+    regressor_weak: bool = False,
     min_probability: float,
     next_step: str,
 ) -> Shrinkage:
     """Keep the largest share of the step from the supported point to the choice that the
-    members back with P(beats the supported point) >= `min_probability`; with weak evidence
-    for the regressor itself (`weak_reasons` not empty) fall back to the supported point."""
+    members back with P(beats the supported point) >= `min_probability`; when the regressor
+    itself ranks held-out runs poorly (`regressor_weak`) fall back to the supported point.
+    `weak_reasons` are the sentences the status line gives."""
     name, point = supported
     chosen = np.asarray(chosen, dtype=np.float64)
     if not weak_reasons:
-        return Shrinkage(chosen, "supported", name, 1.0, [], "status: supported: the evidence backs the chosen mixture")
+        return Shrinkage(chosen, Status.SUPPORTED, name, 1.0, [], SUPPORTED_LINE)
     share = 0.0
-    if not any(r.startswith("the driving") for r in weak_reasons):
+    if not regressor_weak:
         for step in SHRINK_STEPS[1:-1]:
             blend = (1 - step) * point + step * chosen
             members = ensemble.predict_members(np.stack([blend, point]))
@@ -249,7 +252,7 @@ def shrink(
                 share = step
                 break
     weights = (1 - share) * point + share * chosen
-    status = "shrunk" if share > 0 else "fallback"
+    status = Status.SHRUNK if share > 0 else Status.FALLBACK
     where = f"{share:.0%} of the way from the {name.replace('_', ' ')} to the simulated choice" if share else f"the {name.replace('_', ' ')}"
     line = f"status: {status}: emitted {where} because {'; '.join(weak_reasons)}; next: {next_step}"
     return Shrinkage(weights / weights.sum(), status, name, share, list(weak_reasons), line)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.runs_table import DropReport, RunsTable
+from analysis.status import Status
 from analysis.target import Target
 from regmix.mixture import Mixture
 
@@ -48,9 +49,8 @@ class FitResult:
     """P(emitted beats prior / uniform / best run) and intervals of the loss differences."""
     intervals: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     """Members' (low, mean, high) predicted loss per mixture (chosen, prior, uniform, best_run)."""
-    status: str = "supported"
-    """'supported', 'shrunk', 'fallback' (weak evidence: moved toward the best supported point)
-    or 'weak' (weak evidence, choice.shrink=false: emitted unshrunk, said so)."""
+    status: Status = Status.SUPPORTED
+    """How strongly the evidence backs the emitted mixture (`analysis.status.Status`)."""
     status_line: str = ""
     constraints: dict = field(default_factory=dict)
 

@@ -46,7 +46,8 @@ def main() -> int:
 
     from analysis.candidates import candidate_space, iter_candidates
     from analysis.config import register_fit_configs
-    from analysis.fit import candidate_chunk_rows, run_fit
+    from analysis.fit import run_fit
+    from analysis.fit_choose import candidate_chunk_rows
     from regmix.hydra_conf import CONF_PACKAGE
 
     register_fit_configs()

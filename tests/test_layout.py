@@ -126,3 +126,32 @@ def test_every_package_is_listed_in_pyproject():
         for p in (REPO / root).rglob("__init__.py")
     }
     assert on_disk | {"regmix.conf"} == listed
+
+
+#: The longest a function of the fit's stage modules may be, in lines (issue 18: the fit reads
+#: as its stages; a longer function is a stage that wants splitting).
+FIT_FUNCTION_LINES = 60
+
+
+def test_fit_functions_are_short():
+    long = {}
+    for path in sorted((REPO / "analysis").glob("fit*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > FIT_FUNCTION_LINES:
+                    long[f"{path.name}::{node.name}"] = lines
+    assert long == {}, f"functions over {FIT_FUNCTION_LINES} lines: {long}"
+
+
+def test_only_the_demo_and_the_commands_import_analysis():
+    """regmix (the trainer) stays usable without the analysis side: only `regmix.demo` (which runs
+    a fit) and the command-line modules may import `analysis`."""
+    offenders = {
+        name: sorted(m for m in deps if m.split(".")[0] == "analysis")
+        for name, deps in _graph().items()
+        if name.split(".")[0] == "regmix"
+        and not (name == "regmix.demo" or name.startswith("regmix.demo.") or _is_cli(name))
+        and any(m.split(".")[0] == "analysis" for m in deps)
+    }
+    assert offenders == {}, f"regmix modules importing analysis: {offenders}"

@@ -179,7 +179,7 @@ def test_cli_error_is_one_line_exit_2(tmp_path):
 def test_fit_hint_names_a_runnable_next_round():
     """regmix-fit's `next:` hint is a regmix-propose command with the required out= and the fit's sweeps."""
     from analysis.config import FitAppConfig
-    from analysis.fit import propose_hint
+    from analysis.fit_decide import propose_hint
 
     cfg = FitAppConfig()
     cfg.sweep = ["r0", "r1"]

@@ -56,10 +56,10 @@ def run_cli(module: str, args: list[str], cwd: Path, *, prelude: str = "", env=N
 
 # ---------------------------------------------------------------------------- item 6: a killed fit
 
-#: Replaces `emit_mixture` in analysis.fit with one that SIGKILLs the process right before or
+#: Replaces `emit_mixture` in analysis.fit_emit with one that SIGKILLs the process right before or
 #: right after writing the mixture: the two moments between the fit's two outputs.
 KILL_AT_EMIT = """
-import os, signal, analysis.fit as fit
+import os, signal, analysis.fit_emit as fit
 real = fit.emit_mixture
 def emit_then_die(*args, **kwargs):
     if {before}:

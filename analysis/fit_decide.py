@@ -1,0 +1,155 @@
+"""The fit's decision stage: weigh the evidence for the simulated choice (how well the driver
+ranks held-out runs, P(beats the prior / the best run)), set the status, shrink toward a
+supported point when the evidence is weak, round the weights, and state the predictions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from analysis.choice import Evidence, Penalized, evidence, nearest_l1, shrink, supported_point
+from analysis.config import FitAppConfig
+from analysis.emit import round_weights
+from analysis.fit_choose import Choice
+from analysis.fit_load import LoadedRuns
+from analysis.fit_model import Models
+from analysis.rounds import joined_name, sweep_names
+from analysis.status import SUPPORTED_LINE, Status
+from regmix.mixture import Mixture
+
+
+@dataclass
+class Decision:
+    """What the decision stage hands on: the mixture to emit and everything said about it."""
+
+    status: Status
+    status_line: str
+    weak: list[str]
+    """Why the evidence is weak (empty when supported)."""
+    weights: dict[str, float]
+    """The emitted weights, rounded to `weight_decimals` (they sum to 1)."""
+    mixture: Mixture
+    simulated_evidence: Evidence
+    emitted_evidence: Evidence
+    predicted: dict[str, float]
+    """Target loss the driver predicts for chosen, best_candidate, prior, uniform, best_run (and
+    simulated_choice when the emitted mixture moved away from it)."""
+    intervals: dict[str, tuple[float, float, float]]
+    best_run: dict
+    cross_check: dict[str, dict[str, float]]
+    nearest: float
+    """L1 distance from the emitted mixture to the nearest run."""
+
+
+def propose_hint(cfg: FitAppConfig) -> str:
+    """The regmix-propose command that continues this fit's sweeps with a round of 32."""
+    names = sweep_names(cfg.sweep)
+    sweeps = f"sweep={names[0]}" if len(names) == 1 else f"'sweep=[{','.join(names)}]'"
+    source = "" if cfg.source.kind == "local" else f" source={cfg.source.kind} (this fit's source.* settings)"
+    return f"regmix-propose {sweeps} out={joined_name(names)}_next k=32{source}"
+
+
+def decide_stage(cfg: FitAppConfig, runs: LoadedRuns, models: Models, choice: Choice, warnings: list[str]) -> Decision:
+    """Status, emitted weights and predictions (pure: no file is written)."""
+    c, space = cfg.choice, runs.space
+    X = runs.X.to_numpy()
+    best_pos = int(np.argmin(runs.y))
+    simulated = choice.simulated
+    others = {"prior": space.prior, "uniform": np.full(len(runs.domains), 1.0 / len(runs.domains)), "best_run": X[best_pos]}
+    simulated_evidence = evidence(models.ensemble, simulated, others, coverage=c.coverage)
+    # With a penalty toward the prior the user trades loss for closeness: judge by the penalised loss.
+    penalised = bool(c.l1_penalty or c.kl_penalty)
+    judge = Penalized(models.ensemble, space.prior, l1=c.l1_penalty, kl=c.kl_penalty) if penalised else models.ensemble
+    judged = evidence(judge, simulated, others, coverage=c.coverage) if penalised else simulated_evidence
+    status, line, weak, emitted_vector = _status(cfg, models, judge, judged, simulated, X[best_pos], runs)
+    weights = round_weights(dict(zip(runs.domains, emitted_vector)), cfg.weight_decimals, upper=space.upper)
+    mixture = Mixture(weights, domains=runs.domains, tolerance=1e-6)
+    vector = mixture.vector(runs.domains)
+    emitted_evidence = evidence(models.ensemble, vector, others, coverage=c.coverage) if status.moved else simulated_evidence
+    predicted = _predictions(models.model, vector, simulated if status.moved else None, choice, others)
+    nearest = float(nearest_l1(vector, X)[0])
+    _check_outcome(predicted, choice, nearest, warnings)
+    return Decision(
+        status, line, weak, weights, mixture, simulated_evidence, emitted_evidence, predicted,
+        intervals=_intervals(models, {"chosen": vector, **others}, c.coverage),
+        best_run={"id": str(runs.X.index[best_pos]), "loss": float(runs.y[best_pos]), "predicted": predicted["best_run"],
+                  "weights": dict(zip(runs.domains, map(float, X[best_pos])))},
+        # Every compared regressor's view of the same mixtures: a choice that only the driving
+        # regressor likes is an artefact of that model, not of the data.
+        cross_check={name: {label: _predict(other, point) for label, point in
+                            {"chosen": vector, "best_run": X[best_pos], "prior": space.prior}.items()}
+                     for name, other in models.comparison.models.items()},
+        nearest=nearest,
+    )
+
+
+def _status(cfg: FitAppConfig, models: Models, judge, judged: Evidence, simulated: np.ndarray,
+            best_vector: np.ndarray, runs: LoadedRuns) -> tuple[Status, str, list[str], np.ndarray]:
+    """Status, status line, weak reasons and the vector to emit (before rounding)."""
+    c = cfg.choice
+    weak: list[str] = []
+    regressor_weak = not models.drive_oof >= c.min_spearman  # NaN too: a constant prediction ranks nothing
+    if regressor_weak:
+        weak.append(f"the driving {models.drive} ranks held-out runs poorly "
+                    f"(out-of-fold Spearman {models.drive_oof:.2f} < {c.min_spearman})")
+    for name in ("prior", "best_run"):
+        p = judged.probability[name]
+        if p < c.min_probability:
+            weak.append(f"P(beats the {name.replace('_', ' ')}) is {p:.0%} < {c.min_probability:.0%}")
+    next_step = f"train more proxy runs where the ensemble is unsure ({propose_hint(cfg)}), then fit again"
+    if weak and c.shrink:
+        shrunk = shrink(
+            judge, simulated, supported_point(judge, best_vector, runs.space.prior, runs.space),
+            weak_reasons=weak, regressor_weak=regressor_weak, min_probability=c.min_probability, next_step=next_step,
+        )
+        return shrunk.status, shrunk.line, weak, shrunk.weights
+    if weak:
+        line = (f"status: {Status.WEAK}: emitted the simulated choice unshrunk (choice.shrink=false) although "
+                f"{'; '.join(weak)}; next: {next_step}")
+        return Status.WEAK, line, weak, simulated
+    return Status.SUPPORTED, SUPPORTED_LINE, weak, simulated
+
+
+def _predict(model, weights: np.ndarray) -> float:
+    return float(model.predict(np.asarray(weights, dtype=np.float64)[None, :])[0])
+
+
+def _predictions(model, vector: np.ndarray, simulated: np.ndarray | None, choice: Choice, others: dict) -> dict[str, float]:
+    predicted = {
+        "chosen": _predict(model, vector),
+        "best_candidate": float(choice.sim.top_predicted[0]),
+        **{name: _predict(model, others[name]) for name in ("prior", "uniform", "best_run")},
+    }
+    if simulated is not None:
+        predicted["simulated_choice"] = _predict(model, simulated)
+    return predicted
+
+
+def _intervals(models: Models, points: dict[str, np.ndarray], coverage: float) -> dict[str, tuple[float, float, float]]:
+    """Members' (low, mean, high) predicted loss per mixture, at `coverage`."""
+    members = models.ensemble.predict_members(np.stack(list(points.values())))
+    tail = (1.0 - coverage) / 2.0
+    return {
+        label: (float(np.quantile(members[:, i], tail)), float(members[:, i].mean()), float(np.quantile(members[:, i], 1 - tail)))
+        for i, label in enumerate(points)
+    }
+
+
+def _check_outcome(predicted: dict, choice: Choice, nearest: float, warnings: list[str]) -> None:
+    if predicted["chosen"] >= predicted["best_run"]:
+        warnings.append(
+            f"the chosen mixture's predicted loss ({predicted['chosen']:.4f}) is not below the best run's "
+            f"({predicted['best_run']:.4f}); the regressor sees no better mixture than one already trained"
+        )
+    stats = choice.sim.stats
+    if stats.get("screened") and not stats.get("screen_converged"):
+        warnings.append(
+            "the screen did not settle: the top k still moved in the last re-scored block; raise "
+            "simulation.screen_keep / screen_blocks, or set simulation.screen_keep=0 to score every candidate"
+        )
+    if nearest > 0.5:
+        warnings.append(
+            f"the chosen mixture is {nearest:.2f} (L1) from the nearest run: an extrapolation; "
+            "consider training a few proxies near it before the target run"
+        )
