@@ -2,8 +2,8 @@
 
 For each model shape and vocabulary, one fresh process (so allocator settings and peak memory start
 clean) measures, with one torch thread:
-  old   regmix-train's loop as it was: the plain loss over the full logits, glibc's default allocator
-        (timed first, before anything in the process changes the allocator);
+  old   regmix-train's loop as it was: the plain loss over the full logits, glibc's default allocator,
+        batches cut inside the step (timed first, before anything in the process changes the allocator);
   plain a minimal PyTorch loop over the same model and loss, one in-memory batch (the app's ceiling);
   app   regmix-train's loop now (chunked cross-entropy, freed memory kept), data sampling included;
   gemm  one fp32 GEMM of the output layer's shape (batch tokens x width @ width x vocab): the
@@ -15,6 +15,9 @@ Columns: tokens per CPU-second; app/plain; app/old; the app's model GFLOP/s as a
 time as a share of the app's CPU time; the app's peak memory above the process's memory before it.
 Then a `tiny` proxy end to end (train + evaluate) on a BPE-8192 corpus of Python source: old vs now.
 Goals (issue 12): at vocab 8,192 app/gemm >= 0.60, system < 5%, app/plain >= 0.95; BPE app/old >= 1.5.
+Data wait (issue 17): the share of the app's step loop (wall time) spent blocked on the next batch,
+with batches cut ahead in a thread (`wait`, train.prefetch=2) and cut inside the step as before
+(`inline`, train.prefetch=0, timed in the same process). Goal: wait <= 5% for tiny and 1m.
 
     python benchmarks/train_throughput.py [--steps 20] [--repeats 2] [--vocabs 256,8192,50432]
 """
@@ -96,7 +99,8 @@ def _timed(fn):
     return result, (t1.user + t1.system) - (t0.user + t0.system), t1.system - t0.system, peak
 
 
-def train_app(corpus: Path, out: Path, model_kw: dict, batch: int, seq_len: int, steps: int, tag: str, *, budget, eval_tokens: int):
+def train_app(corpus: Path, out: Path, model_kw: dict, batch: int, seq_len: int, steps: int, tag: str, *, budget, eval_tokens: int,
+              prefetch: int = 2):
     from regmix.config import EvalConfig, MixtureConfig, ModelConfig, TrackerConfig, TrainAppConfig, TrainConfig
     from regmix.corpus.config import DataConfig
     from regmix.corpus.store import read_meta
@@ -107,7 +111,7 @@ def train_app(corpus: Path, out: Path, model_kw: dict, batch: int, seq_len: int,
         model=ModelConfig(**model_kw),
         data=DataConfig(dir=str(corpus)),
         train=TrainConfig(tokens=steps * batch * seq_len, batch_size=batch, seq_len=seq_len, lr=1e-3, warmup_steps=2,
-                          threads=1, logits_budget=budget, checkpoint_every=0),
+                          threads=1, logits_budget=budget, checkpoint_every=0, prefetch=prefetch),
         eval=EvalConfig(tokens_per_domain=eval_tokens, batch_size=8),
         mixture=MixtureConfig(weights={d: 1 / len(domains) for d in domains}),
         tracker=TrackerConfig(mode="disabled"),
@@ -167,7 +171,7 @@ def child(job: dict) -> dict:
     # One step first so that neither side pays first-call costs (imports, lazy initialisation).
     train_app(corpus, out, model_kw, batch, seq_len, 1, "warm", budget=0, eval_tokens=job["eval_tokens"])
     old_rec, old_cpu, _, old_peak = _timed(lambda: train_app(corpus, out, model_kw, batch, seq_len, steps, "old",
-                                                              budget=0, eval_tokens=job["eval_tokens"]))
+                                                              budget=0, eval_tokens=job["eval_tokens"], prefetch=0))
     res = {"old": old_rec.tokens / old_cpu, "old_e2e_s": old_cpu, "old_peak_mib": old_peak}
     if job.get("e2e_only"):
         allocator._applied = None
@@ -181,7 +185,10 @@ def child(job: dict) -> dict:
     res["plain"] = plain_loop(model_kw, vocab, batch, seq_len, steps, chunk_tokens=None)
     rec, cpu, system, peak = _timed(lambda: train_app(corpus, out, model_kw, batch, seq_len, steps, "app", budget=None,
                                                        eval_tokens=job["eval_tokens"]))
-    res.update(app=rec.tokens / cpu, system_share=system / cpu, app_peak_mib=peak)
+    res.update(app=rec.tokens / cpu, system_share=system / cpu, app_peak_mib=peak, wait=rec.data_wait_s / rec.train_s)
+    inline = train_app(corpus, out, model_kw, batch, seq_len, steps, "inline", budget=None,
+                       eval_tokens=job["eval_tokens"], prefetch=0)
+    res["inline_wait"] = inline.data_wait_s / inline.train_s
     # The GEMM is timed before and after the app and the faster kept: on a shared box the ratio
     # then errs low, never high.
     res["gemm_gflops"] = max(gemm_before, gemm_gflops(batch * seq_len, model_kw["d_model"], padded_vocab(vocab)))
@@ -216,8 +223,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         head = (f"{'shape':5} {'vocab':>6} {'old':>8} {'plain':>8} {'app':>8} {'app/plain':>9} {'app/old':>7} "
-                f"{'GFLOP/s':>7} {'gemm':>6} {'app/gemm':>8} {'system':>6} {'peak MiB':>8} {'old peak':>8}")
+                f"{'GFLOP/s':>7} {'gemm':>6} {'app/gemm':>8} {'system':>6} {'peak MiB':>8} {'old peak':>8} "
+                f"{'wait':>6} {'inline':>6}")
         print(head)
+        waits: dict[str, list[tuple[float, float]]] = {}
         for vocab in [int(v) for v in args.vocabs.split(",")]:
             corpus = make_corpus(tmp / f"corpus{vocab}", vocab)
             for name in args.shapes.split(","):
@@ -232,7 +241,13 @@ def main() -> None:
                 gflops, gemm = best(runs, "app_gflops"), best(runs, "gemm_gflops")
                 print(f"{name:5} {vocab:6} {old:8,.0f} {plain:8,.0f} {app:8,.0f} {app / plain:9.3f} {app / old:7.2f} "
                       f"{gflops:7.1f} {gemm:6.1f} {gflops / gemm:8.2f} {best(runs, 'system_share', min):6.1%} "
-                      f"{best(runs, 'app_peak_mib', min):8.0f} {best(runs, 'old_peak_mib', min):8.0f}", flush=True)
+                      f"{best(runs, 'app_peak_mib', min):8.0f} {best(runs, 'old_peak_mib', min):8.0f} "
+                      f"{best(runs, 'wait', min):6.2%} {best(runs, 'inline_wait', min):6.2%}", flush=True)
+                waits.setdefault(name, []).append((best(runs, "wait", min), best(runs, "inline_wait", min)))
+        for name, rows in waits.items():
+            worst, inline = max(w for w, _ in rows), max(i for _, i in rows)
+            print(f"data wait {name}: {worst:.2%} of the step with prefetch (worst vocab; inline {inline:.2%}); "
+                  f"goal <= 5%: {'met' if worst <= 0.05 else 'MISSED'}")
         if not args.no_bpe:
             bpe = make_bpe_corpus(tmp / "bpe")
             model_kw, _, _ = SHAPES["tiny"]

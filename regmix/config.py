@@ -78,6 +78,9 @@ class TrainConfig:
     from the last one."""
     keep_checkpoint: bool = False
     """Keep the last checkpoint when the run finishes (by default it is deleted)."""
+    prefetch: int = 2
+    """Batches cut ahead in a background thread while the step runs (regmix.prefetch); 0 = cut
+    each batch inside the step. The batches are the same either way."""
 
 
 @dataclass

@@ -26,6 +26,7 @@ source of the analysis (local records, W&B runs) reads runs as `RunRecord`s. Lay
     error         one-line message (failed runs)
     started_at / ended_at   ISO-8601 UTC; wall_s seconds
     steps, train_s          optimizer steps; seconds of the step loop (benchmarks)
+    data_wait_s             seconds of the step loop spent waiting for the next batch
 """
 
 from __future__ import annotations
@@ -81,6 +82,8 @@ class RunRecord:
     wall_s: Optional[float] = None
     steps: Optional[int] = None
     train_s: Optional[float] = None
+    data_wait_s: Optional[float] = None
+    """Seconds of train_s the step loop waited for its next batch (regmix.prefetch)."""
     resumed_from_step: Optional[int] = None
     """The checkpoint step a resumed run started from (None: trained from step 0)."""
     schema: int = SCHEMA_VERSION

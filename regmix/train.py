@@ -28,6 +28,7 @@ from regmix.corpus.integrity import verify_corpus
 from regmix.data import MixtureBatches, validation_windows
 from regmix.mixture import Mixture
 from regmix.model import ProxyLM, count_parameters
+from regmix.prefetch import Prefetcher
 from regmix.run_lock import run_lock
 from regmix.metrics import MEAN_VAL_LOSS_KEY, TOKENS_KEY, val_loss_key
 from regmix.run_record import DRY_RUN, FAILED, FINISHED, PREEMPTED, RunRecord, load_record, write_record
@@ -233,6 +234,8 @@ def _train_and_record(cfg, meta, mixture, record, resolved, windows, batches, st
         CUDA_LOGITS_BUDGET if device.type == "cuda" else CPU_LOGITS_BUDGET
     )
     chunk_tokens = chunk_tokens_for(model.vocab_size, budget) if budget else 0
+    # The next batch is cut (and pinned, on CUDA) in a background thread while the step runs.
+    batches = Prefetcher(batches, depth=tcfg.prefetch, pin_memory=device.type == "cuda")
     start_step = _resume(run_dir, record, steps, model, optimizer, batches, device, log)
 
     tracker = make_tracker(cfg.tracker)
@@ -292,6 +295,7 @@ def _train_and_record(cfg, meta, mixture, record, resolved, windows, batches, st
                         raise Preempted(preempt.pending)
             # Training throughput (tokens/s of the step loop, data loading included), for benchmarks.
             record.train_s = round(time.perf_counter() - loop_start, 4)
+            record.data_wait_s = round(batches.wait_s, 4)
             val = evaluate(model, windows, batch_size=ecfg.batch_size, device=device, precision=tcfg.precision,
                            chunk_tokens=chunk_tokens)
             final = {val_loss_key(d): v for d, v in val.items()}
@@ -308,6 +312,7 @@ def _train_and_record(cfg, meta, mixture, record, resolved, windows, batches, st
         record.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
         raise
     finally:
+        batches.close()
         record.status, record.steps, record.ended_at = status, steps, _now()
         record.wall_s = round(time.time() - started, 3)
         try:

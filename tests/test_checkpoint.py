@@ -73,11 +73,12 @@ def test_sigterm_between_checkpoints_keeps_every_finished_step(corpus, tmp_path,
     """A signal in the middle of step 14 (checkpoints every 10) ends that step, checkpoints step 14
     rather than losing 4 steps to the one at 10, and the rerun still ends bit for bit like a run
     never interrupted."""
-    from regmix.data import MixtureBatches
+    from regmix.prefetch import Prefetcher
 
     whole = train_run(cfg(corpus, tmp_path / "whole"), log=lambda *_: None)
     calls = {"n": 0}
-    original = MixtureBatches.next_batch
+    # The step's side of the stream (batches are cut ahead in a thread): the 14th batch a step takes.
+    original = Prefetcher.next_batch
 
     def signal_in_step_14(self):
         calls["n"] += 1
@@ -85,10 +86,10 @@ def test_sigterm_between_checkpoints_keeps_every_finished_step(corpus, tmp_path,
             signal.raise_signal(signal.SIGTERM)
         return original(self)
 
-    monkeypatch.setattr(MixtureBatches, "next_batch", signal_in_step_14)
+    monkeypatch.setattr(Prefetcher, "next_batch", signal_in_step_14)
     with pytest.raises(SystemExit) as exited:
         train_run(cfg(corpus, tmp_path / "cut"), log=lambda *_: None)
-    monkeypatch.setattr(MixtureBatches, "next_batch", original)
+    monkeypatch.setattr(Prefetcher, "next_batch", original)
     assert exited.value.code == 128 + signal.SIGTERM
     run_dir = tmp_path / "cut" / "run"
     record = read_record(run_dir)
