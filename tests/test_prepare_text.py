@@ -11,7 +11,7 @@ import pytest
 from regmix.corpus.config import DataConfig, TokenizerConfig
 from regmix.corpus.prepare import prepare_corpus
 from regmix.corpus.store import TARGET_ROLE, open_shard
-from regmix.corpus.text import TextSourceError, split_documents
+from regmix.corpus.text import TextSourceError
 from regmix.corpus.tokenize import TOKENIZER_FILE, TokenizerError, load_tokenizer_file
 
 PROSE = [f"The {animal} number {i} walks slowly across the wide green field." for i, animal in
@@ -70,13 +70,22 @@ def test_paths_of_txt_jsonl_and_globs_become_domains(text_tree):
     assert meta.source["inputs"]  # input fingerprint recorded
 
 
-def test_split_is_deterministic_by_seed():
+def test_split_is_deterministic_by_seed_and_holds_out_exactly_its_share(tmp_path):
     docs = [f"doc {i}" for i in range(50)]
-    a = split_documents(docs, val_fraction=0.1, seed=0, domain="x")
-    b = split_documents(docs, val_fraction=0.1, seed=0, domain="x")
-    c = split_documents(docs, val_fraction=0.1, seed=1, domain="x")
-    assert a == b and a[1] != c[1]
-    assert len(a[1]) == 5 and sorted(a[0] + a[1]) == sorted(docs)
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps({"text": d}) + "\n" for d in docs))
+
+    def val_docs(seed, name):
+        cfg = _text_cfg(tmp_path, {"x": [str(tmp_path / "d.jsonl")]}, val_fraction=0.1, seed=seed)
+        cfg.dir = str(tmp_path / name)
+        meta = prepare_corpus(cfg)
+        val = _decode_bytes(open_shard(tmp_path / name, meta, "x", "val"))
+        train = _decode_bytes(open_shard(tmp_path / name, meta, "x", "train"))
+        assert sorted(train + val) == sorted(docs)
+        return val
+
+    a, b, c = val_docs(0, "a"), val_docs(0, "b"), val_docs(1, "c")
+    assert a == b and a != c
+    assert len(a) == len(c) == 5  # ceil(0.1 * 50)
 
 
 def test_changed_input_file_is_not_a_no_op(text_tree):

@@ -20,6 +20,10 @@ class TokenizerConfig:
     <|end_of_text|> that the tokenizer knows."""
     min_frequency: int = 2
     """kind=bpe: a pair must occur this often in the training split to become a merge."""
+    train_chars: int = 50_000_000
+    """kind=bpe: characters the BPE trains on in all (50M: a few minutes and ~1-2 GB of trainer
+    memory), taken from the training domains in proportion to their size, from the start of each
+    file. A corpus's whole text would cost hours and memory that grows with the corpus."""
     train_chars_per_document: int = 1_000_000
     """kind=bpe: characters of one document (its start) that train the BPE; the whole document is
     still encoded. Bounds the trainer: one 50 MB line ran it for 600 s+ and 2.9 GB without a cap."""
@@ -51,11 +55,16 @@ class DataConfig:
     val_fraction: float = 0.05
     """Share of each domain's documents held out for validation (text sources)."""
     paths: Dict[str, List[str]] = field(default_factory=dict)
-    """source=text: domain -> list of files/folders/globs (txt, jsonl, parquet, csv)."""
+    """source=text: domain -> list of files/folders/globs (txt, jsonl[.gz|.zst], parquet, csv, arrow;
+    a `datasets.save_to_disk` folder is a folder of arrow shards)."""
     file: Optional[str] = None
     """source=text: one jsonl/parquet/csv file with a domain column (instead of `paths`)."""
     text_field: str = "text"
     domain_field: str = "domain"
+    max_tokens_per_domain: Optional[int] = None
+    """source=text: prepare at most this many training tokens per domain (None = all), from
+    documents sampled by a hash of their file and position. The token prior in meta.json still
+    describes the whole domains (estimated, and marked so)."""
     overwrite: bool = False
     """Rebuild an existing corpus folder (refused by default)."""
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)

@@ -7,10 +7,12 @@ that runs were trained on is never replaced by accident.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
-import contextlib
+import os
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -19,8 +21,8 @@ import numpy as np
 from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 
-from regmix.corpus import synthetic, text
-from regmix.corpus.integrity import STAMP_NAME, verify_corpus
+from regmix.corpus import stream, synthetic, text
+from regmix.corpus.integrity import STAMP_NAME, hash_shards, verify_corpus
 from regmix.corpus.config import DataConfig
 from regmix.corpus.store import (
     META_NAME,
@@ -28,12 +30,24 @@ from regmix.corpus.store import (
     TRAIN_ROLE,
     CorpusError,
     CorpusMeta,
+    DomainMeta,
     read_meta,
     shard_path,
     write_corpus,
+    write_meta,
 )
 from regmix.atomic_file import write_text_atomic
-from regmix.corpus.tokenize import TOKENIZER_FILE, ByteTokenizer, HFTokenizer, build_tokenizer, check_tokenizer_config
+from regmix.corpus.tokenize import (
+    BPE_EOS_TOKEN,
+    BPE_PIECE_CHARS,
+    TOKENIZER_FILE,
+    ByteTokenizer,
+    HFTokenizer,
+    build_tokenizer,
+    check_tokenizer_config,
+    load_tokenizer_file,
+    train_bpe,
+)
 from regmix.errors import RegmixError
 
 log = logging.getLogger(__name__)
@@ -73,12 +87,18 @@ def _check_config(cfg: DataConfig) -> None:
             raise PrepareError(f"data.txt_documents={cfg.txt_documents!r}; use 'file' or 'blank_line'")
         for domain in cfg.paths:
             text.check_domain_name(domain)
+        if cfg.max_tokens_per_domain is not None and cfg.max_tokens_per_domain < 1:
+            raise PrepareError(
+                f"data.max_tokens_per_domain={cfg.max_tokens_per_domain}; use a positive count, e.g. 20000000, "
+                "or null for every token"
+            )
 
 
 def _tokenizer_settings(cfg: DataConfig) -> dict[str, Any]:
     tok = cfg.tokenizer
     if tok.kind == "bpe":
-        return {"kind": "bpe", "vocab_size": tok.vocab_size, "min_frequency": tok.min_frequency}
+        return {"kind": "bpe", "vocab_size": tok.vocab_size, "min_frequency": tok.min_frequency,
+                "train_chars": tok.train_chars, "train_chars_per_document": tok.train_chars_per_document}
     if tok.kind == "file":
         digest = hashlib.sha256(Path(tok.path).read_bytes()).hexdigest()[:12]
         return {"kind": "file", "path": str(tok.path), "sha": digest, "eos_token": tok.eos_token}
@@ -106,6 +126,7 @@ def prepare_settings(cfg: DataConfig, inputs: str | None = None) -> dict[str, An
             targets=list(cfg.targets),
             txt_documents=cfg.txt_documents,
             text_suffixes=list(cfg.text_suffixes),
+            max_tokens_per_domain=cfg.max_tokens_per_domain,
             inputs=inputs,
         )
     return json.loads(json.dumps(settings))  # the form it has after a round trip through meta.json
@@ -141,8 +162,8 @@ def _existing_corpus(corpus_dir: Path, settings: dict[str, Any], overwrite: bool
         return old
     unfinished = _read_unfinished(corpus_dir) if old is None else None
     if unfinished is not None and unfinished.get("settings") == settings:
-        # A build of these very settings was interrupted (Ctrl-C, kill, full disk): finish it.
-        _remove_corpus(corpus_dir, list(unfinished.get("domains", [])))
+        # A build of these very settings was interrupted (Ctrl-C, kill, full disk): finish it,
+        # from its last stamped file (regmix.corpus.stream).
         return None
     others = sorted(p.name for p in corpus_dir.iterdir())
     if not others:
@@ -193,57 +214,148 @@ def _remove_corpus(corpus_dir: Path, domains: list[str]) -> None:
     (corpus_dir / TOKENIZER_FILE).unlink(missing_ok=True)
     (corpus_dir / STAMP_NAME).unlink(missing_ok=True)
     (corpus_dir / UNFINISHED_NAME).unlink(missing_ok=True)
+    parts = corpus_dir / stream.PARTS_DIR
+    if parts.is_dir() and not parts.is_symlink():
+        shutil.rmtree(parts)
 
 
-def _collect_text_files(cfg: DataConfig) -> list[Path]:
+def _text_units(cfg: DataConfig) -> tuple[list[stream.Unit], list[str]]:
+    """The input files of a text corpus in reading order, and the domains known before reading."""
     if cfg.file:
-        if not Path(cfg.file).is_file():
+        path = Path(cfg.file)
+        if not path.is_file():
             raise text.TextSourceError(f"data.file {cfg.file} does not exist; fix data.file")
-        return [Path(cfg.file)]
+        fmt = text.file_format(path)
+        if fmt is None or fmt == "txt":
+            raise text.TextSourceError(
+                f"unknown format of data.file {path} (suffix {path.suffix or 'none'!r}); "
+                "use a .jsonl(.gz/.zst), .parquet, .csv or .arrow file"
+            )
+        return [stream.Unit(path, fmt, None, path.name, path.stat().st_size)], []
     unknown = sorted(set(cfg.targets) - set(cfg.paths))
     if unknown:
         raise PrepareError(f"data.targets names {unknown}, which data.paths lacks; known domains: {sorted(cfg.paths)}")
-    files = []
+    units = []
     for domain, specs in cfg.paths.items():
-        files.extend(text.resolve_paths(domain, specs, cfg.text_suffixes))
-    return files
-
-
-def _build_text(cfg: DataConfig):
-    if cfg.file:
-        documents = text.read_domain_file(cfg.file, text_field=cfg.text_field, domain_field=cfg.domain_field)
-        unknown = sorted(set(cfg.targets) - set(documents))
-        if unknown:
-            raise PrepareError(
-                f"data.targets names {unknown}, which {cfg.file} lacks; its domains: {sorted(documents)}"
-            )
-    else:
-        files = {d: text.resolve_paths(d, specs, cfg.text_suffixes) for d, specs in cfg.paths.items()}
-        documents = text.read_domain_paths(
-            files, text_field=cfg.text_field, txt_documents=cfg.txt_documents, text_suffixes=cfg.text_suffixes
-        )
-    if not set(documents) - set(cfg.targets):
+        files = text.resolve_paths(domain, specs, cfg.text_suffixes)
+        # Sampling names a file by its path below the domain's files: moving the corpus elsewhere,
+        # or listing its files in another order, samples the same documents.
+        root = os.path.commonpath([str(p.resolve().parent) for p in files])
+        for path in files:
+            key = os.path.relpath(path.resolve(), root)
+            units.append(stream.Unit(path, text.file_format(path, cfg.text_suffixes), domain, key, path.stat().st_size))
+    if not set(cfg.paths) - set(cfg.targets):
         raise PrepareError("every domain is in data.targets; leave at least one training domain out of it")
-    roles = {d: TARGET_ROLE if d in cfg.targets else TRAIN_ROLE for d in documents}
-    split_docs = {}
-    for domain, docs in documents.items():
-        if roles[domain] == TARGET_ROLE:
-            split_docs[domain] = ([], docs)
-        else:
-            split_docs[domain] = text.split_documents(docs, val_fraction=cfg.val_fraction, seed=cfg.seed, domain=domain)
-    train_docs = [doc for d, (train, _) in split_docs.items() if roles[d] == TRAIN_ROLE for doc in train]
-    if cfg.tokenizer.kind == "bpe":
-        chars = sum(min(len(doc), cfg.tokenizer.train_chars_per_document) for doc in train_docs)
-        log.info("training a byte-level BPE (vocab %d) on %d documents, %.1f M characters",
-                 cfg.tokenizer.vocab_size, len(train_docs), chars / 1e6)
-    tokenizer = build_tokenizer(cfg.tokenizer, train_docs, total=len(train_docs))
-    splits = {}
-    for domain in split_docs:
-        train, val = split_docs[domain]
-        log.info("encoding %s: %d + %d documents", domain, len(train), len(val))
-        splits[domain] = {"train": tokenizer.encode(train), "val": tokenizer.encode(val)}
-    descriptions = {d: f"{len(documents[d])} documents from local text" for d in documents}
-    return tokenizer, splits, roles, descriptions, {}
+    return units, list(cfg.paths)
+
+
+def _read_options(cfg: DataConfig) -> stream.ReadOptions:
+    return stream.ReadOptions(text_field=cfg.text_field, domain_field=cfg.domain_field, txt_documents=cfg.txt_documents)
+
+
+def _earlier_plan(corpus_dir: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """The plan of an interrupted prepare of these very settings, whose work a rerun goes on with."""
+    try:
+        plan = json.loads((corpus_dir / stream.PARTS_DIR / stream.PLAN_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+    return plan if isinstance(plan, dict) and plan.get("settings") == settings else None
+
+
+def _text_tokenizer(cfg: DataConfig, corpus_dir: Path, units, opts, raw: dict[str, int] | None,
+                    earlier: dict[str, Any] | None) -> ByteTokenizer | HFTokenizer:
+    """The tokenizer of the pass: the BPE an interrupted run trained (same plan), or a new one."""
+    if cfg.tokenizer.kind == "bpe" and earlier is not None and (corpus_dir / TOKENIZER_FILE).is_file():
+        loaded = load_tokenizer_file(corpus_dir / TOKENIZER_FILE, eos_token=BPE_EOS_TOKEN)
+        resumed = HFTokenizer(loaded.tokenizer, kind="bpe", eos_id=loaded.eos_id)
+        if resumed.info()["id"] == earlier.get("tokenizer", {}).get("id"):
+            return resumed
+    if cfg.tokenizer.kind != "bpe":
+        return build_tokenizer(cfg.tokenizer)
+    train_domains = [d for d in dict.fromkeys(u.domain for u in units) if d is not None and d not in cfg.targets]
+    sizes = raw or {d: sum(u.size for u in units if u.domain == d) for d in train_domains}
+    if cfg.file:  # domains are known only from the rows: one quota over the file's training rows
+        quotas: dict[str | None, int] = {None: cfg.tokenizer.train_chars}
+    else:
+        total = sum(sizes.get(d, 0) for d in train_domains) or 1
+        quotas = {d: max(1, int(cfg.tokenizer.train_chars * sizes.get(d, 0) / total)) for d in train_domains}
+    log.info("training a byte-level BPE (vocab %d) on at most %.1f M characters from %d domains",
+             cfg.tokenizer.vocab_size, cfg.tokenizer.train_chars / 1e6, len(quotas))
+    pieces = stream.training_sample(units, opts, quotas, targets=list(cfg.targets),
+                                    max_chars_per_document=cfg.tokenizer.train_chars_per_document,
+                                    piece_chars=BPE_PIECE_CHARS)
+    return train_bpe(pieces, vocab_size=cfg.tokenizer.vocab_size, min_frequency=cfg.tokenizer.min_frequency)
+
+
+def _sampling_rates(cfg: DataConfig, units, opts, tokenizer, raw: dict[str, int]) -> dict[str, float]:
+    """domain -> share of its documents a token budget keeps: the budget over the domain's
+    estimated tokens (its raw bytes times the tokens per byte of its first documents)."""
+    budget = cfg.max_tokens_per_domain
+    per_byte = stream.probe_tokens_per_byte(units, opts, tokenizer, sorted(raw))
+    rates = {}
+    for domain, nbytes in raw.items():
+        share = 1.0 if domain in cfg.targets else 1.0 - cfg.val_fraction  # a target's tokens all go to val
+        estimate = nbytes * per_byte.get(domain, 0.0) * share
+        rates[domain] = 1.0 if estimate <= budget else budget / estimate
+    return rates
+
+
+def _prepare_text(cfg: DataConfig, corpus_dir: Path, settings: dict[str, Any]) -> CorpusMeta:
+    """Stream the text inputs into shards (resuming an interrupted run) and write meta.json."""
+    units, domains = _text_units(cfg)
+    opts = _read_options(cfg)
+    budget = cfg.max_tokens_per_domain
+    earlier = _earlier_plan(corpus_dir, settings)
+    write_text_atomic(corpus_dir / UNFINISHED_NAME, json.dumps({"settings": settings, "domains": domains}))
+    raw = (earlier or {}).get("raw_bytes") if earlier else None
+    if budget is not None and raw is None:
+        raw = stream.scan_raw_bytes(units, opts)
+    tokenizer = _text_tokenizer(cfg, corpus_dir, units, opts, raw, earlier)
+    if isinstance(tokenizer, HFTokenizer):
+        tokenizer.save(corpus_dir)
+    if earlier is not None and earlier.get("tokenizer", {}).get("id") == tokenizer.info()["id"]:
+        rates = earlier.get("rates", {})
+    else:
+        rates = _sampling_rates(cfg, units, opts, tokenizer, raw) if budget is not None else {}
+    plan = {"settings": settings, "tokenizer": tokenizer.info(), "raw_bytes": raw, "rates": rates}
+    dtype = np.dtype(np.uint16 if tokenizer.vocab_size <= np.iinfo(np.uint16).max + 1 else np.uint32)
+    for domain in domains:
+        log.info("encoding %s: %d files%s", domain, sum(u.domain == domain for u in units),
+                 f", {rates[domain]:.2%} of documents for the budget" if rates.get(domain, 1.0) < 1.0 else "")
+    tallies = stream.run_pass(
+        corpus_dir, units, tokenizer, dtype, opts,
+        stream.PassSettings(seed=cfg.seed, val_fraction=cfg.val_fraction, targets=list(cfg.targets),
+                            rates=rates, max_tokens=budget),
+        plan, known_domains=domains,
+    )
+    if cfg.file:
+        if not any(t.documents for t in tallies.values()):
+            raise text.TextSourceError(f"data.file {cfg.file} has no non-empty documents; give it text")
+        unknown = sorted(set(cfg.targets) - set(tallies))
+        if unknown:
+            raise PrepareError(f"data.targets names {unknown}, which {cfg.file} lacks; its domains: {sorted(tallies)}")
+        domains = sorted(tallies)
+        if not set(domains) - set(cfg.targets):
+            raise PrepareError("every domain is in data.targets; leave at least one training domain out of it")
+        write_text_atomic(corpus_dir / UNFINISHED_NAME, json.dumps({"settings": settings, "domains": domains}))
+    metas = {}
+    for domain in domains:
+        tally, target = tallies[domain], domain in cfg.targets
+        stream.raise_for_empty(domain, tally, target=target, budgeted=budget is not None)
+        sampled = budget is not None and (rates.get(domain, 1.0) < 1.0 or tally.train_tokens >= budget)
+        description = f"{tally.documents} documents from local text"
+        prior = 0
+        if sampled and not target:
+            prior = round(tally.raw_bytes * tally.tokens_per_byte * (1.0 - cfg.val_fraction))
+            description += f" (a sample: {rates.get(domain, 1.0):.2%} of its documents, for the token budget)"
+        metas[domain] = DomainMeta(role=TARGET_ROLE if target else TRAIN_ROLE, train_tokens=tally.train_tokens,
+                                   val_tokens=tally.val_tokens, description=description,
+                                   prior_tokens=prior, prior_estimated=bool(prior))
+    meta = CorpusMeta(name=cfg.name, tokenizer=tokenizer.info(), dtype=dtype.name, domains=metas, source=settings)
+    meta.content_hash, per_shard = hash_shards(corpus_dir, meta)
+    write_meta(corpus_dir, meta, per_shard)
+    stream.finish_pass(corpus_dir)
+    return meta
 
 
 def prepare_corpus(cfg: DataConfig) -> CorpusMeta:
@@ -255,7 +367,7 @@ def prepare_corpus(cfg: DataConfig) -> CorpusMeta:
     cfg = resolve_data_config(cfg)
     _check_config(cfg)
     corpus_dir = Path(cfg.dir)
-    inputs = text.fingerprint(_collect_text_files(cfg)) if cfg.source == "text" else None
+    inputs = text.fingerprint(u.path for u in _text_units(cfg)[0]) if cfg.source == "text" else None
     settings = prepare_settings(cfg, inputs)
     existing = _existing_corpus(corpus_dir, settings, cfg.overwrite)
     if existing is not None:
@@ -263,31 +375,30 @@ def prepare_corpus(cfg: DataConfig) -> CorpusMeta:
                  existing.name, corpus_dir, existing.content_hash)
         return existing
     corpus_dir.mkdir(parents=True, exist_ok=True)
-    if cfg.source == "synthetic":
-        generated = synthetic.generate_synthetic(
-            cfg.synthetic, cfg.seed, progress=lambda names: tqdm(names, desc="generate", unit="domain", disable=None)
-        )
-        tokenizer: ByteTokenizer | HFTokenizer = ByteTokenizer()
-        splits, roles = generated.splits, generated.roles
-        descriptions, target_blend = generated.descriptions, generated.target_blend
+    if cfg.source == "text":
+        meta = _prepare_text(cfg, corpus_dir, settings)
     else:
-        tokenizer, splits, roles, descriptions, target_blend = _build_text(cfg)
-    # Which settings and domains are being written: an interrupted build is finished by a rerun.
-    write_text_atomic(corpus_dir / UNFINISHED_NAME, json.dumps({"settings": settings, "domains": list(splits)}))
-    if isinstance(tokenizer, HFTokenizer):
-        tokenizer.save(corpus_dir)
-    meta = write_corpus(
-        corpus_dir,
-        name=cfg.name,
-        tokenizer=tokenizer.info(),
-        splits=splits,
-        roles=roles,
-        descriptions=descriptions,
-        source=settings,
-        target_blend=target_blend,
-    )
+        meta = _prepare_synthetic(cfg, corpus_dir, settings)
     (corpus_dir / UNFINISHED_NAME).unlink()
     return meta
+
+
+def _prepare_synthetic(cfg: DataConfig, corpus_dir: Path, settings: dict[str, Any]) -> CorpusMeta:
+    generated = synthetic.generate_synthetic(
+        cfg.synthetic, cfg.seed, progress=lambda names: tqdm(names, desc="generate", unit="domain", disable=None)
+    )
+    # Which settings and domains are being written: an interrupted build is finished by a rerun.
+    write_text_atomic(corpus_dir / UNFINISHED_NAME, json.dumps({"settings": settings, "domains": list(generated.splits)}))
+    return write_corpus(
+        corpus_dir,
+        name=cfg.name,
+        tokenizer=ByteTokenizer().info(),
+        splits=generated.splits,
+        roles=generated.roles,
+        descriptions=generated.descriptions,
+        source=settings,
+        target_blend=generated.target_blend,
+    )
 
 
 def format_domain_table(meta: CorpusMeta, eval_tokens: int | None = None) -> str:

@@ -40,6 +40,11 @@ class DomainMeta:
     train_tokens: int = 0
     val_tokens: int = 0
     description: str = ""
+    prior_tokens: int = 0
+    """Training tokens of the whole domain when the shards hold a sample of it (a token budget):
+    its raw bytes times the tokens per byte measured on the sample. 0: the shards hold it all."""
+    prior_estimated: bool = False
+    """True when `prior_tokens` is such an estimate (said in meta.json, for whoever reads it)."""
 
 
 @dataclass
@@ -72,8 +77,9 @@ class CorpusMeta:
         return int(self.tokenizer["vocab_size"])
 
     def token_prior(self) -> dict[str, float]:
-        """Each train domain's share of training tokens (RegMix's prior)."""
-        counts = {d: self.domains[d].train_tokens for d in self.train_domains}
+        """Each train domain's share of training tokens (RegMix's prior), of the whole domains:
+        a domain prepared under a token budget counts its estimated full size."""
+        counts = {d: self.domains[d].prior_tokens or self.domains[d].train_tokens for d in self.train_domains}
         total = sum(counts.values())
         if total <= 0:
             raise CorpusError("corpus has no training tokens; run regmix-prepare again")
@@ -208,9 +214,15 @@ def write_corpus(
         source=source or {},
         target_blend=target_blend or {},
     )
-    write_stamp(corpus_dir, meta, per_shard)  # before meta: a folder with meta is a finished corpus
-    write_text_atomic(corpus_dir / META_NAME, json.dumps(meta.to_json(), indent=2))
+    write_meta(corpus_dir, meta, per_shard)
     return meta
+
+
+def write_meta(corpus_dir: str | os.PathLike, meta: CorpusMeta, per_shard: dict[str, str]) -> None:
+    """Finish a corpus whose shards are written: the verification stamp, then meta.json (atomically,
+    last: a folder with meta is a finished corpus)."""
+    write_stamp(corpus_dir, meta, per_shard)
+    write_text_atomic(Path(corpus_dir) / META_NAME, json.dumps(meta.to_json(), indent=2))
 
 
 # --------------------------------------------------------------------------------------

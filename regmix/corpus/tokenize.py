@@ -9,8 +9,9 @@ two corpora share token ids iff their ids are equal).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,13 @@ class ByteTokenizer:
         eos = bytes([self.eos_id])
         return np.frombuffer(b"".join(doc.encode("utf-8") + eos for doc in documents), dtype=np.uint8)
 
+    def encode_documents(self, documents: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(flat ids, tokens per document): each document's ids then the eos id."""
+        raw = [doc.encode("utf-8") for doc in documents]
+        lengths = np.fromiter(map(len, raw), dtype=np.int64, count=len(raw)) + 1
+        eos = bytes([self.eos_id])
+        return np.frombuffer(eos.join(raw) + eos, dtype=np.uint8) if raw else np.zeros(0, np.uint8), lengths
+
     def info(self) -> dict[str, Any]:
         definition = f"bytes:utf-8:vocab={self.vocab_size}:eos={self.eos_id}"
         return _info(self.kind, self.vocab_size, self.eos_id, definition)
@@ -78,6 +86,21 @@ class HFTokenizer:
                 parts.append(np.asarray(enc.ids, dtype=np.int64))
                 parts.append(eos)
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    def encode_documents(self, documents: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(flat uint32 ids, tokens per document): each document's ids then the eos id. One
+        encode_batch call: the Rust side spreads the documents over every core."""
+        lists = [enc.ids for enc in self._encode_batch(list(documents), add_special_tokens=False)]
+        lengths = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists)) + 1
+        for ids in lists:
+            ids.append(self.eos_id)
+        flat = np.fromiter(itertools.chain.from_iterable(lists), dtype=np.uint32, count=int(lengths.sum()))
+        return flat, lengths
+
+    @property
+    def _encode_batch(self):
+        # encode_batch_fast (tokenizers >= 0.21) skips the character offsets nobody here reads.
+        return getattr(self.tokenizer, "encode_batch_fast", self.tokenizer.encode_batch)
 
     def save(self, corpus_dir: str | os.PathLike) -> None:
         """Write tokenizer.json into the corpus folder, so the corpus can be decoded on its own."""
@@ -113,6 +136,8 @@ def check_tokenizer_config(cfg: TokenizerConfig) -> None:
         raise TokenizerError(
             f"data.tokenizer.train_chars_per_document={cfg.train_chars_per_document}; use a positive count, e.g. 1000000"
         )
+    if cfg.kind == "bpe" and cfg.train_chars < 1:
+        raise TokenizerError(f"data.tokenizer.train_chars={cfg.train_chars}; use a positive count, e.g. 50000000")
     if cfg.kind == "file":
         if not cfg.path:
             raise TokenizerError("data.tokenizer.kind=file needs data.tokenizer.path=<tokenizer.json>")
