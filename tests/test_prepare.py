@@ -111,7 +111,7 @@ def test_every_data_config_composes(name):
         cfg = compose("prepare", overrides=[f"data={name}"])
     app = OmegaConf.to_object(cfg)
     assert isinstance(app, PrepareAppConfig) and isinstance(app.data, DataConfig)
-    assert app.data.source in ("synthetic", "text")
+    assert app.data.source in ("synthetic", "text", "pretokenized")
     assert app.data.dir == f"data/{app.data.name}"
 
 

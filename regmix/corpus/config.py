@@ -49,7 +49,8 @@ class DataConfig:
     name: str = "synthetic"
     dir: str = "data/${.name}"
     source: str = "synthetic"
-    """'synthetic' (the embedded default, generated from `seed`) or 'text' (local files)."""
+    """'synthetic' (the embedded default, generated from `seed`), 'text' (local files) or
+    'pretokenized' (token files made elsewhere, with their tokenizer.json: regmix/corpus/pretokenized.py)."""
     seed: int = 0
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     val_fraction: float = 0.05
@@ -62,7 +63,7 @@ class DataConfig:
     text_field: str = "text"
     domain_field: str = "domain"
     max_tokens_per_domain: Optional[int] = None
-    """source=text: prepare at most this many training tokens per domain (None = all), from
+    """source=text or pretokenized: prepare at most this many training tokens per domain (None = all), from
     documents sampled by a hash of their file and position. The token prior in meta.json still
     describes the whole domains (estimated, and marked so)."""
     overwrite: bool = False
@@ -76,6 +77,12 @@ class DataConfig:
     (one document per block separated by an empty line)."""
     text_suffixes: List[str] = field(default_factory=list)
     """source=text: extra file suffixes read as plain text besides .txt/.text/.md (e.g. ['.py'])."""
+    domains_dir: Optional[str] = None
+    """source=text or pretokenized, instead of `paths`: a folder whose subfolders are the domains (or
+    whose files are named <domain>-<N>.<suffix>, as RegMix's released data; regmix/corpus/layout.py)."""
+    token_dtype: str = "uint16"
+    """source=pretokenized: dtype of raw token files (.bin, and .npy without a NumPy header):
+    uint16 (nanoGPT, GPT-2/NeoX vocabularies) or uint32 (vocabularies over 65,536)."""
 
 
 @dataclass

@@ -21,7 +21,7 @@ import numpy as np
 from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 
-from regmix.corpus import stream, synthetic, text
+from regmix.corpus import layout, pretokenized, stream, synthetic, text
 from regmix.corpus.integrity import STAMP_NAME, hash_shards, verify_corpus
 from regmix.corpus.config import DataConfig
 from regmix.corpus.store import (
@@ -52,7 +52,7 @@ from regmix.errors import RegmixError
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("synthetic", "text")
+SOURCES = ("synthetic", "text", "pretokenized")
 UNFINISHED_NAME = ".preparing.json"
 """Written before the shards, removed after meta.json: the settings and domains of a build in progress."""
 
@@ -68,13 +68,15 @@ def resolve_data_config(cfg: DataConfig) -> DataConfig:
 
 def _check_config(cfg: DataConfig) -> None:
     if cfg.source not in SOURCES:
-        raise PrepareError(f"unknown data.source={cfg.source!r}; use data.source=synthetic or data.source=text")
+        raise PrepareError(f"unknown data.source={cfg.source!r}; use data.source=synthetic, text or pretokenized")
     check_tokenizer_config(cfg.tokenizer)
     if cfg.source == "synthetic" and cfg.tokenizer.kind != "bytes":
         raise PrepareError(
             f"the synthetic corpus is byte-level, but data.tokenizer.kind={cfg.tokenizer.kind!r}; "
             "use data.tokenizer.kind=bytes (or data=text for real text)"
         )
+    if cfg.source == "pretokenized":
+        pretokenized.check_config(cfg)
     if cfg.source == "text":
         if bool(cfg.paths) == bool(cfg.file):
             raise PrepareError(
@@ -129,6 +131,8 @@ def prepare_settings(cfg: DataConfig, inputs: str | None = None) -> dict[str, An
             max_tokens_per_domain=cfg.max_tokens_per_domain,
             inputs=inputs,
         )
+        if cfg.source == "pretokenized":
+            settings["token_dtype"] = cfg.token_dtype
     return json.loads(json.dumps(settings))  # the form it has after a round trip through meta.json
 
 
@@ -364,10 +368,12 @@ def prepare_corpus(cfg: DataConfig) -> CorpusMeta:
     Same settings as the corpus already there: nothing is done. Other settings: refused
     (`PrepareError`) unless `cfg.overwrite`, which always rebuilds. User errors are `ValueError`s naming the fix.
     """
-    cfg = resolve_data_config(cfg)
+    cfg = layout.expand_domains_dir(resolve_data_config(cfg))  # data.domains_dir -> data.paths
     _check_config(cfg)
     corpus_dir = Path(cfg.dir)
     inputs = text.fingerprint(u.path for u in _text_units(cfg)[0]) if cfg.source == "text" else None
+    if cfg.source == "pretokenized":
+        inputs = text.fingerprint(pretokenized.input_files(cfg))
     settings = prepare_settings(cfg, inputs)
     existing = _existing_corpus(corpus_dir, settings, cfg.overwrite)
     if existing is not None:
@@ -375,7 +381,10 @@ def prepare_corpus(cfg: DataConfig) -> CorpusMeta:
                  existing.name, corpus_dir, existing.content_hash)
         return existing
     corpus_dir.mkdir(parents=True, exist_ok=True)
-    if cfg.source == "text":
+    if cfg.source == "pretokenized":  # the token files are copied in pieces, never held in memory
+        write_text_atomic(corpus_dir / UNFINISHED_NAME, json.dumps({"settings": settings, "domains": list(cfg.paths)}))
+        meta = pretokenized.write_pretokenized(cfg, corpus_dir, source=settings)
+    elif cfg.source == "text":
         meta = _prepare_text(cfg, corpus_dir, settings)
     else:
         meta = _prepare_synthetic(cfg, corpus_dir, settings)
