@@ -264,7 +264,11 @@ class FitAppConfig:
     target: Any = None
     """Loss to minimise: a domain (target=pile_cc), a list of domains (equal weights) or a
     mapping domain -> weight ('target={pile_cc: 3, wikipedia_en: 1}'); weights are normalised,
-    so the target is a weighted mean of per-domain validation losses."""
+    so the target is a weighted mean of per-domain validation losses. None = the target the
+    sweeps recorded in <sweeps_dir>/<sweep>.sampler.json (refused if they differ)."""
+    sweeps_dir: str = "sweeps"
+    """Where the sweeps' files are (regmix-sample's and regmix-propose's out_dir): their
+    recorded target is used when `target` is not given."""
     allow_mixed: bool = False
     """Accept runs of different model sizes, corpora or token budgets in one table."""
     regressor: RegressorsConfig = field(default_factory=RegressorsConfig)

@@ -18,6 +18,7 @@ from analysis.fit_model import Models
 from analysis.fit_provenance import Provenance
 from analysis.result import FitResult
 from analysis.tracking import FitTracking
+from regmix.errors import RegmixError
 
 
 def fit_result(runs: LoadedRuns, models: Models, choice: Choice, decision: Decision, provenance: Provenance,
@@ -54,14 +55,22 @@ def fit_result(runs: LoadedRuns, models: Models, choice: Choice, decision: Decis
 
 def emit_stage(cfg: FitAppConfig, runs: LoadedRuns, decision: Decision, result: FitResult, provenance: Provenance,
                *, command: str | None, tracking: FitTracking) -> FitResult:
-    """Write the report, then the mixture, then log to W&B; times `report_s`."""
-    from analysis.report import write_report  # matplotlib and friends: only when a fit gets here
+    """Write the report, then the mixture, then log to W&B; times `report_s`. The report says
+    where the mixture goes, then (rewritten) that it was emitted, or why it was not."""
+    from analysis.report import write_report, write_report_text  # matplotlib and friends: only when a fit gets here
 
     clock = time.perf_counter()
     write_report(result, plots=cfg.plots)
     result.timings["report_s"] = time.perf_counter() - clock
-    emit_mixture(runs.path, name=runs.out, weights=decision.weights, provenance=provenance.as_dict(),
-                 header=header(cfg, runs.out, result, command), overwrite=cfg.overwrite)
+    try:
+        emit_mixture(runs.path, name=runs.out, weights=decision.weights, provenance=provenance.as_dict(),
+                     header=header(cfg, runs.out, result, command), overwrite=cfg.overwrite)
+    except (OSError, RegmixError) as exc:
+        result.emit_error = " ".join(str(exc).split()) or type(exc).__name__
+        write_report_text(result)
+        raise
+    result.mixture_written = True
+    write_report_text(result)
     result.tracked = tracking.log(result)  # after the report: its PNGs are logged too
     return result
 

@@ -17,11 +17,12 @@ from analysis.emit import check_free, mixture_path
 from analysis.errors import AnalysisError
 from analysis.regressors import REGRESSORS
 from analysis.report import previous_report
-from analysis.rounds import sweep_names
+from analysis.rounds import check_rounds_used, sweep_names
 from analysis.runs_table import DropReport, RawRuns, RunsTable, check_usable, validate_runs
 from analysis.simulate import AGGREGATES
 from analysis.sources import load_runs
-from analysis.target import Target, parse_target
+from analysis.round_target import resolve_target, round_records
+from analysis.target import Target
 
 #: Objectives of `choice.objective`: the members' upper quantile, their mean, or the driving
 #: regressor fitted on all runs (the paper's recipe).
@@ -72,7 +73,8 @@ def load_stage(cfg: FitAppConfig, warnings: list[str]) -> LoadedRuns:
     """Read and check everything; sets `cfg.report_dir` (the tracker writes there too)."""
     raw = load_runs(cfg.source, sweeps=sweep_names(cfg.sweep), runs_dir=cfg.runs_dir)
     check_usable(raw)  # empty / unreadable / unfinished: say so before anything about the target
-    target = parse_target(cfg.target, logged_domains(raw))
+    target = resolve_target(cfg.target, records=round_records(sweep_names(cfg.sweep), cfg.sweeps_dir),
+                            available=logged_domains(raw), sweeps_dir=cfg.sweeps_dir)
     out = cfg.out or f"{cfg.name}_{target.slug}"
     path = mixture_path(out, cfg.mixture_dir)
     check_free(path, cfg.overwrite)
@@ -87,6 +89,7 @@ def load_stage(cfg: FitAppConfig, warnings: list[str]) -> LoadedRuns:
     check_settings(cfg)
 
     table, drops = validate_runs(raw, required_losses=target.domains, allow_mixed=cfg.allow_mixed)
+    check_rounds_used(sweep_names(cfg.sweep), raw, drops)
     test_table = test_drops = None
     if cfg.test.kind != "none":
         test_table, test_drops = _load_test(cfg, target, table.domains, raw.location)

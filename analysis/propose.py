@@ -13,7 +13,6 @@ file is written: a bad input writes nothing.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,12 +27,14 @@ from analysis.errors import AnalysisError
 from analysis.pool import draw_candidates, read_pool, untrained
 from analysis.propose_config import ProposeAppConfig
 from analysis.regressors import REGRESSORS, build_regressor
-from analysis.rounds import sweep_names
+from analysis.round_target import resolve_target, round_records
+from analysis.rounds import check_rounds_used, sweep_names
 from analysis.runs_table import DropReport, RunsTable, check_usable, validate_runs
 from analysis.sources import load_runs
-from analysis.target import Target, parse_target
+from analysis.target import Target
 from regmix.sampler import INDEX_COLUMN
-from regmix.sweep.files import settings_path, spec_path
+from regmix.sweep.files import spec_path
+from regmix.sweep.record import SweepRecord
 from regmix.sweep.spec import read_sweep_spec
 from regmix.sweep.write import SampleOutputs, check_sweep_name, check_table_free, write_sweep
 
@@ -57,29 +58,6 @@ class ProposeResult:
     best_observed: float
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def _parent_settings(names: list[str], out_dir: str) -> dict[str, dict]:
-    """The settings records of the parent sweeps that have one here (W&B or CSV rounds may not)."""
-    out = {}
-    for name in names:
-        path = settings_path(Path(out_dir), name)
-        if path.is_file():
-            try:
-                out[name] = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError):
-                raise AnalysisError(f"{path} is not readable JSON; rewrite it (regmix-sample sweep={name} overwrite=true)") from None
-    return out
-
-
-def _target(cfg: ProposeAppConfig, parents: dict[str, dict], logged: list[str]) -> Target:
-    value = cfg.target
-    if value is None:
-        recorded = {str(p["target"]) for p in parents.values() if p.get("target")}
-        if len(recorded) > 1:
-            raise AnalysisError(f"the parent sweeps record different targets {sorted(recorded)}; set target=<domain>")
-        value = recorded.pop() if recorded else None
-    return parse_target(value, logged)
 
 
 def _fixed(cfg: ProposeAppConfig, names: list[str]) -> list[str]:
@@ -121,7 +99,7 @@ def _check_settings(cfg: ProposeAppConfig, names: list[str]) -> None:
         raise AnalysisError(f"n_candidates={cfg.n_candidates} is below k={cfg.k}; draw more candidates than you propose")
 
 
-def _candidates(cfg: ProposeAppConfig, table: RunsTable, parents: dict[str, dict], domains: list[str]):
+def _candidates(cfg: ProposeAppConfig, table: RunsTable, parents: dict[str, SweepRecord], domains: list[str]):
     """(weights of the untrained candidates, their pool labels or None, record of where they came from)."""
     trained = table.weights[domains].to_numpy()
     if cfg.candidates is not None:
@@ -134,7 +112,7 @@ def _candidates(cfg: ProposeAppConfig, table: RunsTable, parents: dict[str, dict
         return pool[keep], labels[keep], record
     prior = cfg.simulation.prior or cfg.simulation.sampler.prior or table.prior
     if not prior:
-        prior = next((p.get("prior") for p in parents.values() if p.get("prior")), None)
+        prior = next((p.prior for p in parents.values() if p.prior), None)
     if not prior:
         raise AnalysisError("no token prior for the candidates: set simulation.prior={domain: share} (or candidates=<csv>)")
     space = candidate_space(domains, {d: prior.get(d, 0.0) for d in domains}, cfg.simulation.sampler,
@@ -172,10 +150,11 @@ def run_propose(cfg: ProposeAppConfig, *, command: str | None = None) -> Propose
     _check_settings(cfg, names)
     raw = load_runs(cfg.source, sweeps=names, runs_dir=cfg.runs_dir)
     check_usable(raw)
-    parents = _parent_settings(names, cfg.out_dir)
-    target = _target(cfg, parents, list(raw.losses.columns))
+    parents = round_records(names, cfg.out_dir)
+    target = resolve_target(cfg.target, records=parents, available=list(raw.losses.columns), sweeps_dir=cfg.out_dir)
     table, drops = validate_runs(raw, required_losses=target.domains, allow_mixed=cfg.allow_mixed)
-    recorded_domains = next((p.get("domains") for p in parents.values() if p.get("domains")), None)
+    check_rounds_used(names, raw, drops)
+    recorded_domains = next((p.domains for p in parents.values() if p.domains), None)
     domains = list(recorded_domains) if recorded_domains and set(recorded_domains) == set(table.domains) else table.domains
     candidates, labels, origin = _candidates(cfg, table, parents, domains)
     fixed = _fixed(cfg, names)
@@ -197,13 +176,13 @@ def run_propose(cfg: ProposeAppConfig, *, command: str | None = None) -> Propose
     predicted = pd.DataFrame({"mean": batch.mean, "sd": batch.sd}, index=proposal[INDEX_COLUMN])
     if labels is not None:
         predicted["pool_row"] = labels[batch.picks]
-    first = parents.get(names[0], {})
+    first = parents.get(names[0])
     record = {
         "seed": int(cfg.seed),
-        "sampler": first.get("sampler"),
-        "prior": first.get("prior") or (origin.get("prior") if origin["mode"] == "generator" else None),
+        "sampler": (first.sampler if first else None) or None,
+        "prior": (first.prior if first else None) or (origin.get("prior") if origin["mode"] == "generator" else None),
         "domains": domains,
-        "corpus": first.get("corpus") or {"content_hash": (table.identity("corpus") or [None])[0]},
+        "corpus": (first.corpus if first else None) or {"content_hash": (table.identity("corpus") or [None])[0]},
         "parents": {
             "sweeps": names,
             "source": cfg.source.label or cfg.source.kind,
@@ -214,16 +193,14 @@ def run_propose(cfg: ProposeAppConfig, *, command: str | None = None) -> Propose
             "runs_table_sha256": table.sha256(),
             "command": command,
         },
-        "target": None,  # set by write_sweep
         "acquisition": {**asdict(a), "ensemble": f"{a.n_bags} bootstrap bags of {a.regressor}",
                         "min_distance_used": batch.min_distance},
         "candidates": origin,
         "predicted": {"best_observed": float(np.min(y)), "mean": batch.mean.tolist(), "sd": batch.sd.tolist()},
     }
-    record.pop("target")
-    target_name = target.domains[0] if len(target.domains) == 1 else None
+    # The target as named (one key, or the weights): the next round reads it back (round_target).
     outputs = write_sweep(proposal, sweep=cfg.out, record=record, out_dir=cfg.out_dir, fixed=fixed,
-                          target=target_name, overwrite=cfg.overwrite)
+                          target=target.recorded, overwrite=cfg.overwrite)
     return ProposeResult(
         outputs=outputs,
         table=proposal,

@@ -53,7 +53,8 @@ class ProposeAppConfig:
     k: int = 32
     """Mixtures in the new sweep (the batch size of the round)."""
     target: Any = None
-    """Loss to minimise (as in regmix-fit); None = the target the parent sweeps recorded."""
+    """Loss to minimise (as in regmix-fit); None = the target the parent sweeps recorded in
+    <out_dir>/<sweep>.sampler.json (refused if they differ). Recorded in the new sweep's record."""
     candidates: Optional[str] = None
     """Pool mode: a mixtures table (CSV: `index`, then one weight column per domain, the runs'
     domains exactly) to choose the batch from; None = draw candidates with RegMix's generator

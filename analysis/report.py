@@ -179,6 +179,21 @@ def extrapolation_note(nearest_l1: float) -> list[str]:
 def write_report(result, *, plots: bool = True) -> Path:
     """Write every report file into `result.report_dir`; returns the report.md path."""
     folder = Path(result.report_dir)
+    _write_tables(result, folder, plots=plots)
+    return write_report_text(result)
+
+
+def _mixture_line(result) -> str:
+    """Where the mixture is, saying only what is true when the report is written."""
+    path, name = result.emitted, result.emitted.stem
+    if result.mixture_written:
+        return f"Emitted: `{path}` (train on it: `regmix-train mixture={name} ...`)."
+    if result.emit_error:
+        return f"The mixture was **not written** to `{path}`: {result.emit_error}."
+    return f"Mixture: `{path}`, written after this report (if it is absent, the fit did not finish: run it again)."
+
+
+def _write_tables(result, folder: Path, *, plots: bool) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     d = result.details
     result.comparison.to_csv(folder / "comparison.csv", float_format="%.6g")
@@ -200,14 +215,20 @@ def write_report(result, *, plots: bool = True) -> Path:
 
         write_plots(result, folder)
 
+
+def write_report_text(result) -> Path:
+    """Write report.md alone (the tables and plots are already there)."""
+    folder = Path(result.report_dir)
+    d = result.details
+    table = result.table
+    mixture = mixture_frame(result)
     header, rows = comparison_rows(result.comparison)
     corr = domain_correlations(result)
     test_note = f"; test: {len(result.test_table)} held-out runs" if result.test_table is not None else ""
     lines = [
         TITLE.format(name=result.emitted.stem),
         "",
-        f"Target: **{result.target.label}** validation loss. Emitted: `{result.emitted}` "
-        f"(train on it: `regmix-train mixture={result.emitted.stem} ...`).",
+        f"Target: **{result.target.label}** validation loss. {_mixture_line(result)}",
         "",
         "## Runs",
         "",

@@ -53,6 +53,10 @@ class FitResult:
     """How strongly the evidence backs the emitted mixture (`analysis.status.Status`)."""
     status_line: str = ""
     constraints: dict = field(default_factory=dict)
+    mixture_written: bool = False
+    """Whether `emitted` holds this fit's mixture yet (the report is written before it)."""
+    emit_error: str | None = None
+    """Why the mixture could not be written, when it could not."""
 
 
 

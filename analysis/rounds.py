@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import AnalysisError
-from analysis.runs_table import RawRuns
+from analysis.runs_table import DropReport, RawRuns
 
 #: A sweep name becomes file and folder names (regmix.sweep.files.SWEEP_NAME).
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -76,3 +76,31 @@ def concat_raw(parts: Sequence[RawRuns], names: Sequence[str], *, source: str) -
         location=" + ".join(raw.location for raw in parts),
     )
 
+
+
+def check_rounds_used(names: Sequence[str], raw: RawRuns, drops: DropReport) -> None:
+    """Refuse a learned-from round none of whose runs survived validation: fitting without it
+    while the command names it would claim evidence that is not there.
+
+    Rounds are told apart by the `<round>/` prefix `concat_raw` gives the run ids (local rounds);
+    a source that reads several rounds as one (W&B groups) is counted by `drops.rounds` alone.
+    """
+    if len(names) < 2:
+        return
+    dropped: dict[str, list[str]] = {}
+    for run_id, reason, _ in drops.dropped:
+        dropped.setdefault(str(run_id), []).append(reason)
+    read = [str(i) for i in raw.weights.index] + [str(i) for i, _, _ in raw.dropped]
+    for name in names:
+        ids = [i for i in read if i.startswith(f"{name}/")]
+        if not ids or any(i not in dropped for i in ids):
+            continue
+        reasons: dict[str, int] = {}
+        for i in ids:
+            for reason in dropped[i][:1]:
+                reasons[reason] = reasons.get(reason, 0) + 1
+        why = "; ".join(f"{n} {reason}" for reason, n in reasons.items())
+        raise AnalysisError(
+            f"round {name} contributes no run: all {len(ids)} of its runs were dropped ({why}); "
+            f"fix them, or leave {name} out of sweep=[{','.join(names)}]"
+        )

@@ -6,7 +6,8 @@ A source yields `RawRuns` (one row per run, anything goes); `validate_runs` turn
 - finished runs only;
 - every run names the same domains (absent = not named, never silently 0);
 - weights finite, >= 0 and summing to 1 within `regmix.mixture.SUM_TOLERANCE` (then renormalised);
-- finite losses on every domain the target needs;
+- finite losses on every domain the target needs (a negative cross-entropy, or a value beyond
+  `MAX_ABS_TARGET`, is refused naming the run and key: a logging error, not a run to drop);
 - duplicate mixtures merged: losses averaged, their standard deviation kept (the noise estimate);
 - one model size, corpus, token budget and training setup (shape, lr, eval slice) unless `allow_mixed`.
 
@@ -36,6 +37,10 @@ IDENTITY_COLUMNS = {"model size": "model", "corpus": "corpus", "token budget": "
 DUPLICATE_DECIMALS = 6
 #: Fewest usable runs: K-fold comparison and a regression need a few.
 MIN_RUNS = 4
+#: Largest target value taken as a real measurement. A cross-entropy in nats/token is at most a
+#: few dozen even for a diverged run; a value this large is a logging or unit error, and beside it
+#: the regressors (LightGBM and XGBoost compute in float32) would see every other run as equal.
+MAX_ABS_TARGET = 1e15
 
 
 @dataclass
@@ -238,6 +243,7 @@ def validate_runs(
     ]
     _drop(report, bad_loss, ids, "missing or non-finite target loss (NaN/inf)", loss_details)
     keep &= ~bad_loss
+    _refuse_implausible(raw, ids[keep], target_losses[keep], list(required_losses))
 
     if not np.any(keep):
         raise _no_runs_left(report, raw, "no usable runs")
@@ -263,6 +269,22 @@ def validate_runs(
     if len(table) < min_runs:
         raise _no_runs_left(report, raw, f"only {len(table)} usable run(s), need at least {min_runs}")
     return table, report
+
+
+def _refuse_implausible(raw: RawRuns, ids: pd.Index, values: np.ndarray, keys: list[str]) -> None:
+    """Refuse a loss no run can have: negative (a cross-entropy is >= 0) or beyond MAX_ABS_TARGET."""
+    for what, bad in (
+        (f"beyond {MAX_ABS_TARGET:g} in size, no measurement", np.abs(values) >= MAX_ABS_TARGET),
+        ("negative, and a cross-entropy loss never is", values < 0),
+    ):
+        if bad.any():
+            row, col = np.argwhere(bad)[0]
+            more = int(bad.sum()) - 1
+            raise AnalysisError(
+                f"run {ids[row]} of {raw.location or raw.source} logged {keys[col]} = {values[row, col]:g}: {what}"
+                + (f" ({more} more such value(s))" if more else "")
+                + "; fix or remove that record (a logging or unit error) and fit again"
+            )
 
 
 def runs_per_round(runs: pd.DataFrame) -> dict[str, int]:

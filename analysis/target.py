@@ -2,6 +2,9 @@
 
 `target=pile_cc` (one domain), `target=[a,b]` (equal weights) or `target={a: 3, b: 1}`
 (weights, normalised to sum 1): the target is a weighted mean of domain losses.
+
+A round records its target (`Target.recorded`: the key, or the normalised weights) in its
+`.sampler.json`; `analysis.round_target.resolve_target` reads it back.
 """
 
 from __future__ import annotations
@@ -41,6 +44,17 @@ class Target:
         if len(self.weights) == 1:
             return re.sub(r"[^A-Za-z0-9_-]+", "_", self.label)
         return "mix_" + "_".join(re.sub(r"[^A-Za-z0-9]+", "", d)[:8] for d in self.weights)
+
+    @property
+    def recorded(self) -> str | dict[str, float]:
+        """How a sweep record stores it: the key of a single-key target, else the weights."""
+        return next(iter(self.weights)) if len(self.weights) == 1 else dict(self.weights)
+
+    def same_as(self, other: "Target") -> bool:
+        """The same keys with the same weights (to 1e-9: weights read back are renormalised)."""
+        return self.weights.keys() == other.weights.keys() and all(
+            abs(w - other.weights[k]) <= 1e-9 for k, w in self.weights.items()
+        )
 
     def values(self, losses: pd.DataFrame) -> np.ndarray:
         """The target loss of every row of a losses table (run x domain)."""

@@ -15,6 +15,8 @@ LOSS_SUFFIX = "/loss"
 MEAN_VAL_LOSS_KEY = "val/loss"
 #: Training tokens a run saw, in its summary beside the losses.
 TOKENS_KEY = "tokens"
+#: Which way a metric is better, in W&B's `metric.goal` words (sweep specs use them as they are).
+METRIC_GOALS = ("minimize", "maximize")
 
 
 def val_loss_key(domain: str) -> str:

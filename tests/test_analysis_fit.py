@@ -4,6 +4,7 @@ the emitted Hydra mixture, the CLI's output and error contract, and the torch-fr
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -158,6 +159,7 @@ def test_weak_evidence_falls_back_to_a_supported_point_and_says_so(tmp_path):
     root = tmp_path / "noisy"
     records = synthetic_records(linear_loss(5, seed=3), 24, noise=5.0, sweep="noisy")  # noise >> signal
     for rec in records:
+        rec.val_loss[TARGET] += 20.0  # a cross-entropy is >= 0: shift the noisy losses clear of 0
         write_record(root / rec.run_name, rec)
     result = run_fit(compose_fit(local_overrides(tmp_path, root)), progress=False)
     assert result.status == "fallback"
@@ -281,3 +283,34 @@ def test_evidence_line_says_when_no_member_tells_two_mixtures_apart():
     line = Evidence({"prior": 0.75, "best_run": 0.5}, {"prior": (-0.2, -0.1, 0.01), "best_run": (0.0, 0.0, 0.0)}, 0.8, 8).line()
     assert "prior 75% (loss diff -0.100 [-0.200, +0.010])" in line
     assert "best_run: no member tells them apart (loss diff 0)" in line and "best_run 50%" not in line
+
+
+@pytest.mark.parametrize("value, why", [(-0.5, "negative, and a cross-entropy loss never is"),
+                                        (1e300, "beyond 1e\\+15 in size")])
+def test_an_impossible_loss_is_refused_naming_run_and_key(tmp_path, value, why):
+    """A negative cross-entropy was fitted as if real; 1e300 crashed XGBoost ('Label contains NaN')."""
+    root = tmp_path / "runs"
+    records = synthetic_records(linear_loss(5, seed=3), 12, noise=0.01, sweep="syn")
+    records[3].val_loss[TARGET] = value
+    for rec in records:
+        write_record(root / rec.run_name, rec)
+    shown = re.escape(f"logged {TARGET} = {value:g}: ")
+    with pytest.raises(AnalysisError, match=rf"run {records[3].run_name} of .* {shown}{why}"):
+        run_fit(compose_fit(local_overrides(tmp_path, root)), progress=False)
+    assert not (tmp_path / "mix").exists()
+
+
+def test_the_report_says_when_the_mixture_was_not_written(tmp_path, local_runs, monkeypatch):
+    import analysis.fit_emit
+
+    def full_disk(path, **_):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(analysis.fit_emit, "emit_mixture", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        run_fit(compose_fit(local_overrides(tmp_path, local_runs)), progress=False)
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "Emitted:" not in report and "The mixture was **not written** to" in report and "No space left" in report
+    monkeypatch.undo()
+    result = run_fit(compose_fit(local_overrides(tmp_path, local_runs)), progress=False)
+    assert f"Emitted: `{result.emitted}`" in (tmp_path / "report" / "report.md").read_text()

@@ -57,8 +57,11 @@ class SweepRecord:
     domains: list[str] = field(default_factory=list)
     corpus: dict[str, Any] = field(default_factory=dict)
     """`CorpusMeta.identity`: name, path, content hash, tokenizer."""
-    target: Optional[str] = None
-    """The sweep's target domain (`default_target`); None = no metric."""
+    target: Any = None
+    """The sweep's target: a domain (`default_target`) or metric key, or {key: weight} (weights
+    sum to 1) for a weighted target; None = no metric."""
+    target_goal: Optional[str] = None
+    """'minimize' or 'maximize' (W&B's `metric.goal`); None when there is no target."""
     stats: dict[str, Any] = field(default_factory=dict)
     """The generator's funnel: drawn, within the caps, valid after rounding, distinct."""
     table: Optional[str] = None

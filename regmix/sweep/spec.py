@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from regmix.atomic_file import write_text_atomic
-from regmix.metrics import val_loss_key
+from regmix.metrics import METRIC_GOALS, val_loss_key
 from regmix.errors import RegmixError
 
 #: The train entry point the agent runs (`python -m`, so no path to a script is needed).
@@ -88,8 +88,13 @@ def build_sweep_spec(
     n_mixtures: int,
     fixed: Sequence[str] = (),
     target: str | None = None,
+    metric: str | None = None,
+    goal: str = "minimize",
 ) -> dict[str, Any]:
-    """The W&B sweep config dict (grid over `mixture.index`), validated with `sweeps`."""
+    """The W&B sweep config dict (grid over `mixture.index`), validated with `sweeps`.
+
+    Its metric is `metric` (a summary key), else `target`'s validation loss; `goal` is W&B's
+    `metric.goal` ('minimize' or 'maximize'); no metric when neither is given."""
     if n_mixtures < 1:
         raise SweepSpecError(f"n_mixtures={n_mixtures} is invalid: a sweep needs at least 1 mixture")
     fixed_items = check_fixed_items(fixed)
@@ -99,8 +104,10 @@ def build_sweep_spec(
         "program": TRAIN_MODULE.replace(".", "/") + ".py",
         "method": "grid",
     }
-    if target:
-        spec["metric"] = {"name": val_loss_key(target), "goal": "minimize"}
+    if goal not in METRIC_GOALS:
+        raise SweepSpecError(f"metric goal {goal!r} is unknown; use one of {list(METRIC_GOALS)}")
+    if metric or target:
+        spec["metric"] = {"name": metric or val_loss_key(target), "goal": goal}
     spec["parameters"] = {SWEPT_KEY: {"values": list(range(int(n_mixtures)))}}
     spec["command"] = [
         "${env}",

@@ -159,7 +159,7 @@ def agent_commands(path: str, *, n_runs: int) -> dict[str, str]:
     }
 
 
-def _fit_command(created: CreatedSweep, target: str | None) -> str:
+def _fit_command(created: CreatedSweep, target: list[str]) -> str:
     items = [
         "regmix-fit",
         "source=wandb",
@@ -167,15 +167,21 @@ def _fit_command(created: CreatedSweep, target: str | None) -> str:
         f"source.wandb.entity={created.entity}",
         f"source.wandb.project={created.project}",
         f"sweep={created.record.name[: -len(WANDB_RECORD_SUFFIX)]}",
-        f"target={target or '<domain>'}",
+        *(target or ["target=<domain>"]),
     ]
     return shlex.join(items)
 
 
-def _target_of(spec_dir: str | os.PathLike, sweep: str) -> str | None:
-    """The target regmix-sample recorded for the sweep (None when it recorded none)."""
+def _target_of(spec_dir: str | os.PathLike, sweep: str) -> list[str]:
+    """The target the sweep recorded, as regmix-fit's `target=` (and `target_goal=`) items;
+    empty when it recorded none."""
     record = SweepRecord.read(settings_path(spec_dir, sweep))
-    return record.target if record else None
+    target = record.target if record else None
+    if not target:
+        return []
+    if isinstance(target, dict):  # a weighted target: Hydra's mapping syntax
+        target = "{" + ", ".join(f"{key}: {weight:g}" for key, weight in target.items()) + "}"
+    return [f"target={target}"] + (["target_goal=maximize"] if record.target_goal == "maximize" else [])
 
 
 def launch_sweep(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,7 +77,9 @@ def write_sweep(
     record: dict,
     out_dir: str = DEFAULT_OUT_DIR,
     fixed: Sequence[str] = (),
-    target: str | None = None,
+    target: str | Mapping[str, float] | None = None,
+    target_goal: str = "minimize",
+    metric: str | None = None,
     overwrite: bool = False,
     stats: dict | None = None,
 ) -> SampleOutputs:
@@ -87,18 +89,25 @@ def write_sweep(
     made the table (sampler settings, seed, prior, corpus, parents...); the sweep's name, size,
     target, file names, table hash and time are added here. Everything is checked (name, free
     table name, fixed items, spec) before the first file is written.
+
+    `target` is a domain (or metric key) or {key: weight} for a weighted target; the spec's
+    metric is `metric` when given, else the domain's validation loss key, with `target_goal`
+    (W&B has no metric for a weighted target: the record keeps it).
     """
     check_sweep_name(sweep)
     table_file = check_table_free(out_dir, sweep, overwrite)
     settings_file, spec_file = settings_path(Path(out_dir), sweep), spec_path(out_dir, sweep)
     fixed = fixed_with_table(fixed, out_dir, table_file)
     n_mixtures = len(table)
-    spec = build_sweep_spec(sweep=sweep, n_mixtures=n_mixtures, fixed=fixed, target=target)
+    single = isinstance(target, str) and target
+    spec = build_sweep_spec(sweep=sweep, n_mixtures=n_mixtures, fixed=fixed, target=target if single else None,
+                            metric=metric, goal=target_goal)
 
     table_sha = write_mixtures_table(table_file, table)
     full = {"schema": SETTINGS_SCHEMA, "sweep": sweep, "n_mixtures": int(n_mixtures), **record}
     full.update(
-        target=target,
+        target=dict(target) if isinstance(target, Mapping) else target,
+        target_goal=target_goal if target else None,
         stats=dict(stats or {}),
         table=table_file.name,
         table_sha256=table_sha,
