@@ -26,12 +26,13 @@ import pandas as pd
 
 from analysis.errors import AnalysisError
 from regmix.mixture import SUM_TOLERANCE
+from regmix.run_identity import setup_differences
 
 #: Columns of `RawRuns.runs` / `RunsTable.runs` (the per-run metadata).
 META_COLUMNS = ("source", "status", "model", "corpus", "tokens", "setup", "sweep", "mixture_index")
 #: Metadata that must agree across runs unless allow_mixed (name in messages -> column).
-#: `setup` is what else makes losses comparable: model shape, learning rate, evaluation slice
-#: (`analysis.sources.records.training_setup`); a model *name* says nothing about `model.d_model=...`.
+#: `setup` is what else makes losses comparable: every setting of the run's identity but its
+#: mixture and seed (`regmix.run_identity.setup_line`); a model *name* says nothing about `model.d_model=...`.
 IDENTITY_COLUMNS = {"model size": "model", "corpus": "corpus", "token budget": "tokens", "training setup": "setup"}
 #: Weights equal to this many decimals are the same mixture (the paper's grid is 1e-3, ours 2e-4).
 DUPLICATE_DECIMALS = 6
@@ -260,6 +261,8 @@ def validate_runs(
             values = runs[column].dropna().astype(str)
             if values.nunique() > 1:
                 counts = ", ".join(f"{v!r} ({n} runs)" for v, n in values.value_counts().items())
+                if column == "setup":  # long lines: name only the settings that differ
+                    counts = setup_differences(dict(values.value_counts().items()))
                 raise AnalysisError(
                     f"the runs mix {what}s: {counts}; fit one {what} at a time (narrow the source) "
                     "or pass allow_mixed=true"

@@ -7,6 +7,14 @@ import tempfile
 from pathlib import Path
 
 
+def shared_file_mode() -> int:
+    """The mode a plain `open()` would give a new file (0666 less the umask, e.g. 0644): run files
+    are meant to be read by the group's other jobs, whereas `mkstemp` makes them 0600."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def write_text_atomic(path: str | os.PathLike, text: str, *, fsync: bool = False) -> Path:
     """Write `text` to `path` via a temp file in the same folder and a rename.
 
@@ -22,9 +30,7 @@ def write_text_atomic(path: str | os.PathLike, text: str, *, fsync: bool = False
             if fsync:
                 fh.flush()
                 os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; these files are meant to be shared
+        os.chmod(tmp, shared_file_mode())
         os.replace(tmp, path)
     except OSError as exc:  # e.g. a full disk: the error names the file it was writing
         Path(tmp).unlink(missing_ok=True)

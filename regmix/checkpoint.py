@@ -5,7 +5,9 @@ of the folder): a SIGKILL during a write leaves the previous checkpoint whole an
 temp file, which the next write or `remove_checkpoints` deletes. It holds everything the rest of the
 run depends on: model and optimizer state, the data stream's generator state, torch's RNG states,
 the step reached, and the identity of the run it belongs to (a checkpoint of other settings is
-never resumed).
+never resumed). A checkpoint that cannot be read is set aside (`set_aside`), never left to fail
+every rerun. Its mode is the other run files' (0666 less the umask), so a re-queued job of
+another user of the same group can resume it.
 """
 
 from __future__ import annotations
@@ -17,8 +19,17 @@ from typing import Any
 
 import torch
 
+from regmix.atomic_file import shared_file_mode
+
 CHECKPOINT = "checkpoint.pt"
 _TMP_PREFIX = f".{CHECKPOINT}."
+#: Suffix of a checkpoint set aside: checkpoint.pt.rejected-1, -2, ...
+REJECTED = f"{CHECKPOINT}.rejected-"
+
+
+class CheckpointError(Exception):
+    """The checkpoint file exists but cannot be read (truncated, not a torch file); the caller
+    sets it aside. Not a user error: nothing reaches the user but the one line saying so."""
 
 
 def rng_state(device: torch.device) -> dict[str, Any]:
@@ -51,6 +62,7 @@ def save_checkpoint(run_dir: str | os.PathLike, state: dict[str, Any]) -> Path:
             torch.save(state, fh)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, shared_file_mode())  # mkstemp makes 0600
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -64,15 +76,31 @@ def save_checkpoint(run_dir: str | os.PathLike, state: dict[str, Any]) -> Path:
 
 
 def load_checkpoint(run_dir: str | os.PathLike) -> dict[str, Any] | None:
-    """The run's last checkpoint (tensors on CPU), or None when there is none."""
+    """The run's last checkpoint (tensors on CPU), or None when there is none; `CheckpointError`
+    when the file cannot be read."""
     path = Path(run_dir) / CHECKPOINT
     if not path.is_file():
         return None
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch.load fails in many ways on a bad file (EOF, zip, unpickling, ...)
+        detail = (str(exc).splitlines() or [""])[0]
+        raise CheckpointError(f"cannot be read ({type(exc).__name__}: {detail})") from exc
 
 
-def remove_checkpoints(run_dir: str | os.PathLike) -> None:
-    """Delete the checkpoint and any stale temp files (a finished run needs neither)."""
+def set_aside(run_dir: str | os.PathLike) -> Path:
+    """Rename the run's checkpoint to the first free `checkpoint.pt.rejected-N`; returns the new path."""
     run_dir = Path(run_dir)
-    for path in [run_dir / CHECKPOINT, *_stale_temps(run_dir)]:
+    n = 1
+    while (run_dir / f"{REJECTED}{n}").exists():
+        n += 1
+    target = run_dir / f"{REJECTED}{n}"
+    os.replace(run_dir / CHECKPOINT, target)
+    return target
+
+
+def remove_checkpoints(run_dir: str | os.PathLike, *, keep_last: bool = False) -> None:
+    """Delete the checkpoint (unless `keep_last`) and any stale temp files (a finished run needs neither)."""
+    run_dir = Path(run_dir)
+    for path in [*([] if keep_last else [run_dir / CHECKPOINT]), *_stale_temps(run_dir)]:
         path.unlink(missing_ok=True)

@@ -12,15 +12,23 @@ import signal
 import sys
 import time
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from regmix.allocator import keep_freed_memory
-from regmix.checkpoint import load_checkpoint, remove_checkpoints, restore_rng_state, rng_state, save_checkpoint
+from regmix.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    remove_checkpoints,
+    restore_rng_state,
+    rng_state,
+    save_checkpoint,
+    set_aside,
+)
 from regmix.chunked_loss import CPU_LOGITS_BUDGET, CUDA_LOGITS_BUDGET, chunk_tokens_for
 from regmix.config import MixtureConfig, TrainAppConfig, TrainConfig
 from regmix.corpus.store import CorpusMeta, check_eval_slice, read_meta
@@ -29,6 +37,7 @@ from regmix.data import MixtureBatches, validation_windows
 from regmix.mixture import Mixture
 from regmix.model import ProxyLM, count_parameters
 from regmix.prefetch import Prefetcher
+from regmix.run_identity import identity_differences, run_identity
 from regmix.run_lock import run_lock
 from regmix.metrics import MEAN_VAL_LOSS_KEY, TOKENS_KEY, val_loss_key
 from regmix.run_record import DRY_RUN, FAILED, FINISHED, PREEMPTED, RunRecord, load_record, write_record
@@ -76,6 +85,16 @@ def pick_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"train.device={name!r} but no CUDA GPU is visible; use train.device=cpu or auto")
     return device
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """What `train.precision` means on `device`: 'auto' is bf16 on CUDA (paper: bf16), fp32 elsewhere.
+    Runs record the resolved value: it is part of their identity (regmix.run_identity)."""
+    if precision not in ("auto", "fp32", "bf16"):
+        raise ValueError(f"train.precision={precision!r} is not one of auto|fp32|bf16")
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    return precision
 
 
 def autocast_for(device: torch.device, precision: str):
@@ -171,26 +190,41 @@ def evaluate(
     return losses
 
 
-def run_identity(record: RunRecord) -> dict[str, Any]:
-    """What makes two runs the same run: mixture, model, budget, corpus and seed."""
-    cfg = record.config
-    return {
-        "mixture": {d: round(w, 9) for d, w in record.mixture.items() if w > 0},
-        "model": cfg.get("model"),
-        "train": {k: cfg.get("train", {}).get(k) for k in ("tokens", "batch_size", "seq_len", "lr", "schedule")},
-        "corpus": (record.corpus or {}).get("content_hash"),
-        "seed": record.seed,
-        "eval_tokens": cfg.get("eval", {}).get("tokens_per_domain"),
-    }
+#: What a checkpoint of `_train_and_record` holds.
+CHECKPOINT_KEYS = ("identity", "step", "model", "optimizer", "data", "rng")
+
+
+def _unusable(ckpt: Any, record: RunRecord, steps: int, model: torch.nn.Module) -> str | None:
+    """Why this run cannot resume from `ckpt` (None: it can)."""
+    if not isinstance(ckpt, dict) or any(key not in ckpt for key in CHECKPOINT_KEYS):
+        return "is not one of this regmix's checkpoints (no run identity)"
+    differences = identity_differences(ckpt["identity"], run_identity(record))
+    if differences:
+        return f"is from other settings ({'; '.join(differences[:4])})"
+    if not (isinstance(ckpt["step"], int) and 0 < ckpt["step"] < steps):
+        return f"is at step {ckpt['step']}, outside this run's {steps} steps"
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    if not isinstance(ckpt["model"], dict) or {k: tuple(getattr(v, "shape", ())) for k, v in ckpt["model"].items()} != expected:
+        return "holds another model's weights"
+    return None
 
 
 def _resume(run_dir: Path, record: RunRecord, steps: int, model, optimizer, batches, device, log) -> int:
-    """Load the run's checkpoint into model, optimizer, data stream and RNG; returns the step to start at."""
-    ckpt = load_checkpoint(run_dir)
-    if ckpt is None:
+    """Load the run's checkpoint into model, optimizer, data stream and RNG; returns the step to start at.
+
+    A checkpoint this run cannot use (unreadable, truncated, without or of another identity, or
+    past the run's end) is set aside (`checkpoint.pt.rejected-N`) with one line and the run starts at step 0:
+    a bad file must never wedge a run (docs/decisions.md)."""
+    try:
+        ckpt = load_checkpoint(run_dir)
+        problem = None if ckpt is None else _unusable(ckpt, record, steps, model)
+    except CheckpointError as exc:
+        ckpt, problem = None, str(exc)
+    if problem:
+        moved = set_aside(run_dir)
+        log(f"[regmix] {run_dir}: its checkpoint {problem}; set aside as {moved.name}, training from step 0")
         return 0
-    if ckpt["identity"] != run_identity(record) or not 0 < ckpt["step"] < steps:
-        log(f"[regmix] {run_dir}: its checkpoint is from other settings; training from step 0")
+    if ckpt is None:
         return 0
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
@@ -205,13 +239,21 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _skip_finished(run_dir: Path, previous: RunRecord, record: RunRecord, log) -> RunRecord:
-    """A finished record is returned as it is when it is this run, refused when it is another."""
-    if run_identity(previous) != run_identity(record):
+def _skip_finished(run_dir: Path, previous: RunRecord, record: RunRecord, keep_checkpoint: bool, log) -> RunRecord:
+    """A finished record is returned as it is when it is this run, refused when it is another
+    (naming the settings that differ). Leftovers of its training (a checkpoint a crash kept, a
+    temp file) are removed on the way, unless checkpoints are kept on purpose."""
+    differences = identity_differences(run_identity(previous), run_identity(record))
+    if differences:
+        shown = "; ".join(differences[:6]) + (f"; {len(differences) - 6} more" if len(differences) > 6 else "")
         raise RunConflict(
-            f"{run_dir} already holds a finished run with different settings; finished work is never "
-            "overwritten: choose another sweep=... or out_dir=..., or delete that folder yourself"
+            f"{run_dir} already holds a finished run with other settings (finished -> this run: {shown}); "
+            "finished work is never overwritten: choose another sweep=... or out_dir=..., or delete that folder yourself"
         )
+    try:
+        remove_checkpoints(run_dir, keep_last=keep_checkpoint)
+    except OSError:  # a read-only finished run: its result stands, the leftovers stay
+        pass
     log(f"[regmix] {run_dir}: already finished, nothing to train")
     return previous
 
@@ -329,8 +371,18 @@ def _train_and_record(cfg, meta, mixture, record, resolved, windows, batches, st
     return record
 
 
-def train_run(cfg: TrainAppConfig, *, resolved: dict[str, Any] | None = None, log=print) -> RunRecord:
-    """Train (or skip, if already finished) the run `cfg` describes; returns its record."""
+def train_run(
+    cfg: TrainAppConfig,
+    *,
+    resolved: dict[str, Any] | None = None,
+    log=print,
+    on_claimed: Callable[[Path], None] | None = None,
+) -> RunRecord:
+    """Train (or skip, if already finished) the run `cfg` describes; returns its record.
+
+    Nothing is written into the run folder before the checks pass: the settings, the finished
+    record (same identity, or refused) and the run's lock. `on_claimed(run_dir)` runs then, under
+    the lock, before training (the CLI writes Hydra's record of the config there)."""
     resolved = resolved if resolved is not None else asdict(cfg)
     meta = read_meta(cfg.data.dir)
     mixture = resolve_mixture(cfg.mixture, meta)
@@ -358,8 +410,16 @@ def train_run(cfg: TrainAppConfig, *, resolved: dict[str, Any] | None = None, lo
         )
 
     # The run describes itself: the weights it trained on sit in its logged config as a nested
-    # domain -> weight mapping, whether they came from the table, a name or the command line.
-    resolved = {**resolved, "mixture": {**(resolved.get("mixture") or {}), "weights": mixture.to_dict()}}
+    # domain -> weight mapping, whether they came from the table, a name or the command line;
+    # precision=auto as what it means on this device (both are part of the run's identity).
+    precision = resolve_precision(tcfg.precision, pick_device(tcfg.device))
+    cfg = replace(cfg, train=replace(tcfg, precision=precision))
+    tcfg = cfg.train
+    resolved = {
+        **resolved,
+        "mixture": {**(resolved.get("mixture") or {}), "weights": mixture.to_dict()},
+        "train": {**(resolved.get("train") or {}), "precision": precision},
+    }
     record = RunRecord(
         run_name=cfg.run_name,
         sweep=cfg.sweep,
@@ -373,7 +433,7 @@ def train_run(cfg: TrainAppConfig, *, resolved: dict[str, Any] | None = None, lo
     )
     previous = load_record(run_dir)
     if previous is not None and previous.finished:
-        return _skip_finished(run_dir, previous, record, log)
+        return _skip_finished(run_dir, previous, record, tcfg.keep_checkpoint, log)
 
     verify_corpus(cfg.data.dir, meta)  # the shards are still the ones content_hash names
     # Validation slices first: every domain without enough validation tokens is named before training.
@@ -392,5 +452,7 @@ def train_run(cfg: TrainAppConfig, *, resolved: dict[str, Any] | None = None, lo
     with run_lock(run_dir):  # one process per run folder, held until the record is written
         previous = load_record(run_dir)  # again under the lock: the holder may just have finished
         if previous is not None and previous.finished:
-            return _skip_finished(run_dir, previous, record, log)
+            return _skip_finished(run_dir, previous, record, tcfg.keep_checkpoint, log)
+        if on_claimed is not None:
+            on_claimed(run_dir)
         return _train_and_record(cfg, meta, mixture, record, resolved, windows, batches, steps, micro, log)

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.runs_table import META_COLUMNS, RawRuns
+from regmix.run_identity import setup_line
 from regmix.run_record import RunRecord
 
 
@@ -30,34 +31,6 @@ def _prior(records: list[RunRecord]) -> dict[str, float] | None:
         if isinstance(counts, Mapping) and counts:
             return {str(d): float(c) for d, c in counts.items()}
     return None
-
-
-#: Config values that change what a run's losses mean, beyond model name, corpus and tokens:
-#: (section, key, label in messages). Absent values are left out, so older records still compare.
-SETUP_KEYS = (
-    ("model", "n_layers", "layers"),
-    ("model", "d_model", "width"),
-    ("model", "n_heads", "heads"),
-    ("model", "d_mlp", "mlp"),
-    ("train", "lr", "lr"),
-    ("train", "schedule", "schedule"),
-    ("train", "warmup_steps", "warmup"),
-    ("train", "seq_len", "seq"),
-    ("eval", "tokens_per_domain", "eval tokens"),
-    ("eval", "seq_len", "eval seq"),
-)
-
-
-def training_setup(config: Any) -> str | None:
-    """One comparable line for what shaped a run's losses (see SETUP_KEYS); None without a config."""
-    if not isinstance(config, Mapping):
-        return None
-    parts = []
-    for section, key, label in SETUP_KEYS:
-        values = config.get(section)
-        if isinstance(values, Mapping) and values.get(key) is not None:
-            parts.append(f"{label} {values[key]}")
-    return ", ".join(parts) or None
 
 
 def records_to_raw(
@@ -81,7 +54,7 @@ def records_to_raw(
                 "model": record.model,
                 "corpus": corpus.get("content_hash") if isinstance(corpus, Mapping) else corpus,
                 "tokens": record.tokens,
-                "setup": training_setup(record.config),
+                "setup": setup_line(record.config),  # the run identity less mixture, corpus, seed
                 "sweep": record.sweep,
                 "mixture_index": record.mixture_index,
             }
