@@ -292,6 +292,7 @@ def _train_and_record(cfg, meta, mixture, record, resolved, windows, batches, st
                 name=f"{cfg.sweep}/{cfg.run_name}",
                 config={**resolved, "corpus": record.corpus, "n_params": n_params, "run_name": cfg.run_name},
                 run_dir=run_dir,
+                resume=start_step > 0,  # continue the W&B run of the checkpoint's attempt
             )
             log(f"[regmix] {run_dir}: {steps} steps x {tokens_per_step} tokens, {n_params['total']:,} params, {device}")
             loop_start = window_start = time.perf_counter()

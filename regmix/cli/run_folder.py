@@ -1,15 +1,22 @@
-"""A Hydra callback of `regmix-train`: check the run folder before Hydra creates it.
+"""`regmix-train`'s run folder on Hydra's side: checked before Hydra creates it, written only
+once the run has passed its checks.
 
-Hydra makes the job's output folder (the run folder: its config copy and log) before any of
-regmix's code runs, so a read-only `runs/` ended in Hydra's traceback and a dry run left empty
-run folders behind. This callback runs first (`on_run_start` / `on_multirun_start`): it
-refuses an unwritable folder with one line, and points a dry run's Hydra output at a temporary
-folder removed at exit, so `dry_run=true` writes nothing under `runs/`.
+Hydra makes the job's output folder (the run folder) and writes its record of the config
+(`.hydra/`) before any of regmix's code runs. So:
+- `RunFolderCheck` (a callback, run first: `on_run_start` / `on_multirun_start`) refuses an
+  unwritable folder with one line (a read-only *finished* run passes: the trainer reports it
+  finished), and points a dry run's Hydra output at a temporary folder removed at exit, so
+  `dry_run=true` writes nothing under `runs/`;
+- Hydra writes `.hydra/` to a staging folder outside the run folder (`hydra.output_subdir:
+  ${regmix.hydra_staging:...}` in conf/train.yaml), and `keep_hydra_record` copies it into the
+  run folder once the trainer holds the run's lock and has passed the finished/identity checks:
+  a refused trainer never rewrites a live or finished run's `.hydra/`.
 """
 
 from __future__ import annotations
 
 import atexit
+import hashlib
 import os
 import shutil
 import sys
@@ -18,7 +25,44 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, open_dict, read_write
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+from regmix.atomic_file import write_text_atomic
+from regmix.run_record import is_finished
+
+#: Where a run folder keeps Hydra's record of its config (config.yaml, hydra.yaml, overrides.yaml).
+HYDRA_RECORD = ".hydra"
+#: The resolver conf/train.yaml names in `hydra.output_subdir`.
+STAGING_RESOLVER = "regmix.hydra_staging"
+_staging_root: list[str] = []  # one temporary folder per process, removed at exit
+
+
+def hydra_staging(output_dir: str) -> str:
+    """Where Hydra writes the `.hydra/` of the job whose output folder is `output_dir` (absolute,
+    so Hydra's `output_dir / output_subdir` is this path): a subfolder per job of this process's
+    temporary folder."""
+    if not _staging_root:
+        _staging_root.append(tempfile.mkdtemp(prefix="regmix-hydra-"))
+        atexit.register(shutil.rmtree, _staging_root[0], ignore_errors=True)
+    return os.path.join(_staging_root[0], hashlib.sha1(str(output_dir).encode()).hexdigest()[:16])
+
+
+def register_staging_resolver() -> None:
+    if not OmegaConf.has_resolver(STAGING_RESOLVER):
+        OmegaConf.register_new_resolver(STAGING_RESOLVER, hydra_staging)
+
+
+def keep_hydra_record(run_dir: Path) -> None:
+    """Copy the staged `.hydra/` of the running job into `run_dir` (the trainer calls this once it
+    has claimed the run). Nothing to do when Hydra wrote none (`hydra.output_subdir=null`) or
+    wrote it in place (a relative `hydra.output_subdir=...` given by the user)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    staged = HydraConfig.get().output_subdir
+    if staged is None or not Path(staged).is_absolute() or not Path(staged).is_dir():
+        return
+    for path in sorted(Path(staged).glob("*.yaml")):
+        write_text_atomic(run_dir / HYDRA_RECORD / path.name, path.read_text(encoding="utf-8"))
 
 
 def _first_existing(path: Path) -> Path:
@@ -45,7 +89,10 @@ class RunFolderCheck(Callback):
             with read_write(config.hydra), open_dict(config.hydra):
                 config.hydra.run.dir = scratch
             return
-        check_writable(Path(str(config.hydra.run.dir)), "out_dir")
+        run_dir = Path(str(config.hydra.run.dir))
+        if is_finished(run_dir):  # read-only or not, the trainer answers "already finished" (or refuses)
+            return
+        check_writable(run_dir, "out_dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         check_writable(Path(str(config.hydra.sweep.dir)), "out_dir")

@@ -5,9 +5,11 @@ from __future__ import annotations
 from omegaconf import DictConfig, OmegaConf
 
 from regmix.cli.hydra_app import hydra_main
+from regmix.cli.run_folder import keep_hydra_record, register_staging_resolver
 from regmix.config import register_configs
 
 register_configs()
+register_staging_resolver()
 
 
 @hydra_main("train")
@@ -17,7 +19,7 @@ def main(cfg: DictConfig) -> None:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     if cfg.dry_run:
         print(OmegaConf.to_yaml(resolved))
-    train_run(OmegaConf.to_object(cfg), resolved=resolved)
+    train_run(OmegaConf.to_object(cfg), resolved=resolved, on_claimed=keep_hydra_record)
 
 
 if __name__ == "__main__":

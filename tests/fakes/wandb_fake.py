@@ -129,6 +129,7 @@ class FakeWandb:
         self.runs: dict[tuple[str, str, str], FakeRun] = {}
         self.sweeps: dict[tuple[str, str, str], FakeSweep] = {}
         self.agents: dict[str, FakeAgent] = {}
+        self._resuming: set[tuple[str, str, str]] = set()
         self.projects: set[tuple[str, str]] = {(entity, project)}
         self.request_counts: Counter[str] = Counter()
         """Requests per GraphQL operation name (and 'file_stream', 'storage PUT', ...)."""
@@ -156,6 +157,7 @@ class FakeWandb:
             "Runs": self._runs_page,
             "Run": self._one_run,
             "RunState": self._one_run,
+            "RunResumeStatus": self._resume_status,
             "GetSweep": self._sweep_query,
             "GetSweepLegacy": self._sweep_query,
             "GetSweepState": self._sweep_query,
@@ -547,6 +549,35 @@ class FakeWandb:
             "project": self._project_node(run.entity, run.project),
         }
 
+    def _resume_status(self, variables: Mapping[str, Any]) -> dict[str, Any]:
+        """What `wandb.init(id=..., resume=...)` asks first: the run as far as it got (None: a new run).
+        `historyTail` is W&B's: a JSON list of the last history lines, each a JSON string; the
+        client continues `_step` after the last one."""
+        entity = variables.get("entity") or self.entity
+        project = variables.get("project") or self.project
+        run = self.runs.get((entity, project, variables.get("name")))
+        bucket = None
+        if run is not None:
+            self._resuming.add((entity, project, run.name))  # its next upsert is the resumed start
+            bucket = {
+                "id": run.storage_id,
+                "name": run.name,
+                "summaryMetrics": json.dumps(run.summary),
+                "displayName": run.display_name,
+                "logLineCount": 0,
+                "historyLineCount": len(run.history),
+                "eventsLineCount": 0,
+                "historyTail": json.dumps([json.dumps(row) for row in run.history[-10:]]),
+                "eventsTail": "[]",
+                "config": json.dumps(run.config),
+                "tags": list(run.tags),
+                "notes": None,
+                "wandbConfig": json.dumps({k: v for k, v in run.config.items() if k == "_wandb"}),
+            }
+        node = {"id": b64(f"Project:{entity}/{project}"), "name": project,
+                "entity": {"id": b64(f"Entity:{entity}"), "name": entity}, "bucket": bucket}
+        return {"model": node}
+
     def _matching_runs(self, entity: str, project: str, filters: Any, order: Optional[str]) -> list[FakeRun]:
         query = json.loads(filters) if isinstance(filters, str) else (filters or {})
         found = [
@@ -764,6 +795,9 @@ class FakeWandb:
             inserted = True
         if run.state == "pending":
             run.state = "running"
+        if not inserted and (run.entity, run.project, run.name) in self._resuming:  # wandb.init(id=..., resume=...)
+            self._resuming.discard((run.entity, run.project, run.name))
+            run.state, run.preempting, run.exitcode = "running", False, None
         if variables.get("config"):
             incoming = json.loads(variables["config"])
             run.config = {**run.config, **incoming}
