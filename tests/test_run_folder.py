@@ -44,8 +44,8 @@ def test_refused_trainers_leave_hydra_record_byte_identical(corpus, tmp_path):
 
     # A finished run of other settings: refused, naming what differs.
     refused = train(corpus, tmp_path, "train.lr=0.9", "train.weight_decay=0.5")
-    assert "train.weight_decay 0.1 -> 0.5" in one_error_line(refused)
     assert hydra_files(run_dir) == kept
+    assert "train.weight_decay 0.1 -> 0.5" in one_error_line(refused)
 
     # A live run (its lock held): refused, its .hydra/ untouched.
     live = tmp_path / "runs" / "f" / "live"
