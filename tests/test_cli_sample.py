@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +21,8 @@ from regmix.corpus.store import write_corpus
 from regmix.sampler import SamplerError
 from regmix.sweep.record import SweepTargetError
 from regmix.sweep.table import read_mixtures_table
+from regmix.sweep.wandb_schema import sweep_config_problems
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    import sweeps
 
 TRAIN_TOKENS = {"web": 5000, "code": 3000, "math": 1500, "chat": 500}
 
@@ -84,7 +81,7 @@ def test_cli_writes_table_settings_and_spec(tmp_path, corpus):
     assert record["stats"]["drawn"] == 800
 
     spec = yaml.safe_load((sweeps_dir / "t.yaml").read_text())
-    assert sweeps.schema_violations_from_proposed_config(spec) == []
+    assert sweep_config_problems(spec) == []
     assert spec["metric"]["name"] == "val/blend/loss"  # the corpus's one target domain
     assert spec["parameters"]["mixture.index"]["values"] == list(range(8))
     # The corpus choice travels with the agents' command, so proxies train on the sampled corpus.

@@ -1,8 +1,6 @@
-"""The W&B sweep spec: valid for W&B's own engine, and the argv the agent builds is what Hydra wants."""
+"""The W&B sweep spec: valid by W&B's rules, and the argv the agent builds is what Hydra wants."""
 
 from __future__ import annotations
-
-import warnings
 
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -19,17 +17,14 @@ from regmix.sweep.spec import (
     write_sweep_spec,
 )
 from regmix.sweep.files import spec_path
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    import sweeps
+from regmix.sweep.wandb_schema import sweep_config_problems
 
 @pytest.fixture()
 def spec():
     return build_sweep_spec(sweep="demo", n_mixtures=16, fixed=["model=1m", "train.tokens=65536"], target="pile_cc")
 
 
-def test_spec_shape_and_sweeps_validation(spec):
+def test_spec_shape_and_validation(spec):
     assert spec["method"] == "grid"
     assert spec["name"] == "demo"
     assert spec["parameters"] == {"mixture.index": {"values": list(range(16))}}
@@ -38,23 +33,80 @@ def test_spec_shape_and_sweeps_validation(spec):
         "${env}", "${interpreter}", "-m", "regmix.cli.train", "sweep=demo",
         "model=1m", "train.tokens=65536", "tracker=online", "${args_no_hyphens}",
     ]  # fmt: skip
-    assert sweeps.schema_violations_from_proposed_config(dict(spec)) == []
-    assert sweeps.SweepConfig(dict(spec))
+    assert sweep_config_problems(spec) == []
 
 
 def test_no_target_no_metric():
     spec = build_sweep_spec(sweep="demo", n_mixtures=4)
     assert "metric" not in spec
-    assert sweeps.schema_violations_from_proposed_config(dict(spec)) == []
+    assert sweep_config_problems(spec) == []
 
 
-def test_the_engine_enumerates_every_index_once():
-    spec = build_sweep_spec(sweep="demo", n_mixtures=12)
-    runs: list = []
-    while (run := sweeps.next_run(spec, runs)) is not None:
-        run.state = sweeps.RunState.finished
-        runs.append(run)
-    assert sorted(r.config["mixture.index"]["value"] for r in runs) == list(range(12))
+#: Sweep configs W&B rejects, and a phrase of the problem our check names.
+REJECTED = [
+    ({"method": "grd", "parameters": {"x": {"values": [1]}}}, "method 'grd'"),
+    ({"parameters": {"x": {"values": [1]}}}, "'method' is required"),
+    ({"method": "grid"}, "'parameters' is required"),
+    ({"method": "grid", "parameters": {}}, "at least one parameter"),
+    ({"method": "grid", "parameters": {"x": {"values": []}}}, "non-empty list"),
+    ({"method": "grid", "parameters": {"x": 3}}, "give a mapping"),
+    ({"method": "grid", "parameters": {"x": {"distribution": "uniform", "min": 0.0, "max": 1.0}}}, "grid search enumerates"),
+    ({"method": "random", "parameters": {"x": {"distribution": "uniform", "min": 0.0}}}, "needs 'max'"),
+    ({"method": "random", "parameters": {"x": {"distribution": "gaussian"}}}, "distribution 'gaussian'"),
+    ({"method": "random", "parameters": {"x": {"values": [1], "min": 0}}}, "'min' does not belong"),
+    ({"method": "random", "parameters": {"1x": {"value": 1}}}, "parameter name"),
+    ({"method": "bayes", "parameters": {"x": {"values": [1, 2]}}}, "needs a 'metric'"),
+    ({"method": "grid", "metric": {"goal": "minimize"}, "parameters": {"x": {"value": 1}}}, "'name' is required"),
+    ({"method": "grid", "metric": {"name": "loss", "goal": "lowest"}, "parameters": {"x": {"value": 1}}}, "goal 'lowest'"),
+    ({"method": "grid", "parameters": {"x": {"value": 1}}, "run_cap": 0}, "run_cap 0"),
+    ({"method": "grid", "parameters": {"x": {"value": 1}}, "command": "python train.py"}, "list of strings"),
+    ({"method": "grid", "parameters": {"x": {"value": 1}}, "early_terminate": {"type": "median"}}, "hyperband"),
+    ({"method": "grid", "parameters": {"x": {"value": 1}}, "early_terminate": {"type": "hyperband"}}, "min_iter"),
+    ({"method": "grid", "parameters": {"x": {"value": 1}}, "metrc": {"name": "loss"}}, "unknown key 'metrc'"),
+]
+#: Sweep configs W&B accepts (beside the specs regmix writes).
+ACCEPTED = [
+    {"method": "random", "parameters": {"lr": {"distribution": "log_uniform_values", "min": 1e-4, "max": 1e-2}}},
+    {"method": "grid", "parameters": {"n": {"min": 1, "max": 4}, "opt": {"parameters": {"b": {"values": [1, 2]}}}}},
+    {"method": "bayes", "metric": {"name": "val/loss", "goal": "minimize"}, "run_cap": 8,
+     "parameters": {"lr": {"min": 0.001, "max": 0.1}, "x": {"distribution": "normal", "mu": 0, "sigma": 1}}},
+    {"method": "grid", "parameters": {"x": {"values": [1]}},
+     "early_terminate": {"type": "hyperband", "min_iter": 3, "eta": 2}, "command": ["${env}", "${args}"]},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("config, phrase", REJECTED)
+def test_what_wandb_rejects_is_refused(config, phrase):
+    problems = sweep_config_problems(config)
+    assert any(phrase in p for p in problems), problems
+    with pytest.raises(SweepSpecError, match="W&B would reject"):
+        validate_sweep_spec(config)
+
+
+@pytest.mark.parametrize("config", ACCEPTED)
+def test_what_wandb_accepts_passes(config):
+    assert sweep_config_problems(config) == []
+
+
+def test_same_verdict_as_wandbs_engine_where_installed():
+    """Where W&B's `sweeps` engine is installed (it needs numpy < 2), it gives the same verdicts.
+
+    The engine rejects in two places: its schema lists violations, and its first suggestion
+    raises for what the schema lets through (a grid over a continuous distribution, bayes
+    without a metric) or for a parameter that is not a mapping.
+    """
+    engine = pytest.importorskip("sweeps")
+    if not hasattr(engine, "next_run"):  # the checkout's own sweeps/ folder (specs, no engine)
+        pytest.skip("W&B's sweeps engine is not installed")
+    specs = [build_sweep_spec(sweep="demo", n_mixtures=16, fixed=["model=1m"], target="pile_cc")]
+    for config in [c for c, _ in REJECTED] + ACCEPTED + specs:
+        try:
+            rejected = bool(engine.schema_violations_from_proposed_config(dict(config)))
+            if not rejected:
+                engine.next_run(dict(config), [])
+        except ValueError:
+            rejected = True
+        assert bool(sweep_config_problems(config)) == rejected, config
 
 
 def test_agent_argv_is_plain_hydra_overrides(spec):
@@ -130,5 +182,5 @@ def test_written_spec_reads_back_and_validates(tmp_path, spec):
     assert "values: [0, 1, 2," in text  # the grid on one line, the command one item a line
     back = read_sweep_spec(path)
     assert back == spec
-    assert sweeps.schema_violations_from_proposed_config(back) == []
+    assert sweep_config_problems(back) == []
     assert agent_argv(back, {"mixture.index": 3})[-1] == "mixture.index=3"

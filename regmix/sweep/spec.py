@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import platform
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ import yaml
 from regmix.atomic_file import write_text_atomic
 from regmix.metrics import METRIC_GOALS, val_loss_key
 from regmix.errors import RegmixError
+from regmix.sweep.wandb_schema import sweep_config_problems
 
 #: The train entry point the agent runs (`python -m`, so no path to a script is needed).
 TRAIN_MODULE = "regmix.cli.train"
@@ -91,7 +91,7 @@ def build_sweep_spec(
     metric: str | None = None,
     goal: str = "minimize",
 ) -> dict[str, Any]:
-    """The W&B sweep config dict (grid over `mixture.index`), validated with `sweeps`.
+    """The W&B sweep config dict (grid over `mixture.index`), validated against W&B's rules.
 
     Its metric is `metric` (a summary key), else `target`'s validation loss; `goal` is W&B's
     `metric.goal` ('minimize' or 'maximize'); no metric when neither is given."""
@@ -124,19 +124,10 @@ def build_sweep_spec(
 
 
 def validate_sweep_spec(spec: Mapping[str, Any]) -> None:
-    """Raise `SweepSpecError` unless W&B's sweep engine (`sweeps`) accepts `spec`."""
-    with warnings.catch_warnings():  # sweeps' pydantic v1-style config warns on import
-        warnings.simplefilter("ignore")
-        import sweeps
-
-    cfg = dict(spec)
-    violations = sweeps.schema_violations_from_proposed_config(cfg)
-    if violations:
-        raise SweepSpecError(f"W&B would reject the sweep spec: {'; '.join(violations)}")
-    try:
-        sweeps.SweepConfig(cfg)
-    except Exception as exc:  # the engine's own validation error types vary by version
-        raise SweepSpecError(f"W&B's sweep engine rejects the spec: {exc}") from None
+    """Raise `SweepSpecError` unless the spec follows W&B's sweep-config rules (`wandb_schema`)."""
+    problems = sweep_config_problems(spec)
+    if problems:
+        raise SweepSpecError(f"W&B would reject the sweep spec: {'; '.join(problems)}")
 
 
 def grid_warnings(spec: Mapping[str, Any]) -> list[str]:

@@ -5,8 +5,8 @@ No W&B server is reachable from CI and none can be installed, so tests run the r
 127.0.0.1 (an ephemeral port), reached with `WANDB_BASE_URL=<fake.url>` and a dummy
 `WANDB_API_KEY`. It answers the GraphQL operations wandb 0.31 sends (found by reading the
 client and by logging what arrives), keeps runs and sweeps in memory, counts requests per
-operation, pages and filters runs as the real server does, and runs a sweep controller built
-on W&B's own sweep engine (`sweeps.next_run`).
+operation, pages and filters runs as the real server does, and runs a grid sweep controller
+(W&B's order: the product of the parameters' values, each point handed out once).
 
 An operation it does not know is answered with a GraphQL error *and recorded* in
 `unknown_operations`; `assert_healthy()` (called on exit by default) then fails the test. A
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import itertools
 import json
 import os
 import random
@@ -32,7 +33,6 @@ import sys
 import threading
 import time
 import traceback
-import warnings
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -721,10 +721,6 @@ class FakeWandb:
         return {"agentHeartbeat": {"agent": {"id": agent.id}, "commands": json.dumps(commands)}}
 
     def _next_command(self, agent: FakeAgent) -> list[dict[str, Any]]:
-        with warnings.catch_warnings():  # sweeps 0.3 trips pydantic-v2 deprecation warnings
-            warnings.simplefilter("ignore")
-            import sweeps as sweep_engine
-
         sweep = agent.sweep
         program = sweep.config.get("program")
         if sweep.queue:  # a preempted run goes back to the next free agent, as W&B does
@@ -735,24 +731,20 @@ class FakeWandb:
         members = [
             r for r in self.runs.values() if r.sweep == sweep.name and (r.entity, r.project) == (sweep.entity, sweep.project)
         ]
-        history = [
-            sweep_engine.SweepRun(name=r.name, state=r.state, config=r.config, summary_metrics=r.summary)
-            for r in members
-        ]
-        suggestion = sweep_engine.next_run(sweep.config, history, validate=False)
+        suggestion = _next_grid_point(sweep.config, [r.config for r in members])
         if suggestion is None:  # every grid point handed out: this agent is done
             if all(r.state in _TERMINAL_STATES for r in members):
                 sweep.state = "FINISHED"  # (else a still-running run may yet be preempted and re-queued)
             return [{"type": "exit"}]
         run = self.add_run(
-            storage_config=suggestion.config,
+            storage_config=suggestion,
             state="pending",
             sweep=sweep.name,
             entity=sweep.entity,
             project=sweep.project,
         )
         run.agent_id = agent.id
-        return [{"type": "run", "run_id": run.name, "args": suggestion.config, "program": program}]
+        return [{"type": "run", "run_id": run.name, "args": suggestion, "program": program}]
 
     def _delete_run(self, variables: Mapping[str, Any]) -> dict[str, Any]:
         for key, run in list(self.runs.items()):
@@ -815,12 +807,33 @@ class FakeWandb:
 
 
 def _sweep_config_warnings(config: Mapping[str, Any]) -> list[str]:
-    """What W&B's sweep engine says about a spec (the server sends these back as warnings)."""
-    with warnings.catch_warnings():  # sweeps 0.3 trips pydantic-v2 deprecation warnings
-        warnings.simplefilter("ignore")
-        import sweeps as sweep_engine
+    """What W&B says about a spec (the server sends these back as warnings)."""
+    from regmix.sweep.wandb_schema import sweep_config_problems
 
-        return [str(problem) for problem in sweep_engine.schema_violations_from_proposed_config(dict(config))]
+    return sweep_config_problems(dict(config))
+
+
+def _next_grid_point(sweep_config: Mapping[str, Any], taken: list[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The first grid point no run of the sweep holds yet, as run config ({key: {"value": v}}).
+
+    W&B's grid order: the product of each parameter's `values` (or `value`), in the spec's
+    order; a point counts as taken once any run (whatever its state) was given it.
+    """
+    params = sweep_config.get("parameters") or {}
+    if sweep_config.get("method") != "grid":
+        raise _GraphQLError(f"the fake's controller runs grid sweeps only, not {sweep_config.get('method')!r}")
+    names = list(params)
+    choices = [p["values"] if "values" in p else [p["value"]] for p in params.values()]
+    seen = {json.dumps([_config_value(c.get(n)) for n in names], sort_keys=True) for c in taken}
+    for point in itertools.product(*choices):
+        if json.dumps(list(point), sort_keys=True) not in seen:
+            return {name: {"value": value} for name, value in zip(names, point)}
+    return None
+
+
+def _config_value(item: Any) -> Any:
+    """A run config entry's value: W&B stores {"value": v, "desc": ...}."""
+    return item.get("value") if isinstance(item, Mapping) else item
 
 
 def _swept_keys(sweep_config: Mapping[str, Any]) -> list[str]:
