@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # GPU readiness in one short run (a few minutes on one GPU): the gpu-marked tests, then tokens/s and
-# MFU of the 1m proxy at GPT-NeoX's vocabulary and the paper's batch, for one proxy and K stacked.
+# MFU of the 1m proxy at GPT-NeoX's vocabulary and the paper's batch, for one proxy and K stacked,
+# then one proxy composed with +experiment=paper_1m and fed from a prepared BPE corpus (tokens/s,
+# MFU and the share of the step spent waiting for data).
 # Without CUDA the gpu tests skip and the throughput part says so; `--smoke` runs that part's code at a
 # tiny size on CPU instead (what CI runs).
 #
@@ -14,3 +16,4 @@ PYTHON="${PYTHON:-$default_python}"
 mapfile -t gpu_tests < <(grep -l "mark.gpu" tests/test_*.py)
 "$PYTHON" -m pytest -q -m gpu -p no:cacheprovider "${gpu_tests[@]}"
 "$PYTHON" benchmarks/gpu_throughput.py "$@"
+"$PYTHON" benchmarks/gpu_bpe_proxy.py "$@"

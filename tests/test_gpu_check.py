@@ -18,3 +18,6 @@ def test_gpu_check_runs_its_cpu_safe_parts():
     out = done.stdout
     assert "one proxy (regmix-train's loop):" in out and "2 stacked proxies" in out
     assert "tokens/s" in out and "MFU" in out
+    # The proxy fed from a prepared BPE corpus at +experiment=paper_1m's shape (tiny sizes here).
+    line = next(line for line in out.splitlines() if line.startswith("prepared-corpus proxy (regmix-train's loop):"))
+    assert "tokens/s, MFU" in line and "data wait" in line and "of the step" in line
