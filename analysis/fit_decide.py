@@ -14,6 +14,7 @@ from analysis.emit import round_weights
 from analysis.fit_choose import Choice
 from analysis.fit_load import LoadedRuns
 from analysis.fit_model import Models
+from analysis.paper_data import DATASET as PAPER_DATASET
 from analysis.rounds import joined_name, sweep_names
 from analysis.status import SUPPORTED_LINE, Status
 from regmix.mixture import Mixture
@@ -45,6 +46,8 @@ class Decision:
 def propose_hint(cfg: FitAppConfig) -> str:
     """The regmix-propose command that continues this fit's sweeps with a round of 32."""
     names = sweep_names(cfg.sweep)
+    if cfg.source.kind == "csv" and cfg.source.dataset == PAPER_DATASET:  # the preset, not csv by hand
+        return f"regmix-propose source=paper out={joined_name(names)}_next k=32"
     sweeps = f"sweep={names[0]}" if len(names) == 1 else f"'sweep=[{','.join(names)}]'"
     source = "" if cfg.source.kind == "local" else f" source={cfg.source.kind} (this fit's source.* settings)"
     return f"regmix-propose {sweeps} out={joined_name(names)}_next k=32{source}"

@@ -84,10 +84,10 @@ def _check_settings(cfg: ProposeAppConfig, names: list[str]) -> None:
     a = cfg.acquisition
     if not cfg.out:
         raise AnalysisError("out= names the new sweep and is required (e.g. regmix-propose sweep=r0 out=r1 k=32)")
-    check_sweep_name(cfg.out)
+    check_sweep_name(cfg.out, key="out")
     if cfg.out in names:
         raise AnalysisError(f"out={cfg.out} is one of the sweeps learned from; name the new round differently (e.g. out={cfg.out}_next)")
-    check_table_free(cfg.out_dir, cfg.out, cfg.overwrite)
+    check_table_free(cfg.out_dir, cfg.out, cfg.overwrite, key="out")
     check_acquisition(a.kind, cfg.k, max(cfg.k, 1))  # kind and k; the pool size is checked once known
     if a.regressor not in REGRESSORS:
         raise AnalysisError(f"acquisition.regressor={a.regressor!r} is unknown; use one of {sorted(REGRESSORS)}")
@@ -200,7 +200,7 @@ def run_propose(cfg: ProposeAppConfig, *, command: str | None = None) -> Propose
     }
     # The target as named (one key, or the weights): the next round reads it back (round_target).
     outputs = write_sweep(proposal, sweep=cfg.out, record=record, out_dir=cfg.out_dir, fixed=fixed,
-                          target=target.recorded, overwrite=cfg.overwrite)
+                          target=target.recorded, overwrite=cfg.overwrite, key="out")
     return ProposeResult(
         outputs=outputs,
         table=proposal,

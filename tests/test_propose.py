@@ -18,6 +18,7 @@ from analysis.errors import AnalysisError
 from analysis.propose import run_propose
 from analysis.propose_config import ProposeAppConfig, register_propose_configs
 from tests.support.synthetic_runs import TARGET, draw_mixtures, interaction_loss, synthetic_records
+from regmix.errors import RegmixError
 from regmix.hydra_conf import CONF_PACKAGE
 from regmix.run_record import write_record
 from regmix.sweep.table import read_mixtures_table
@@ -168,6 +169,15 @@ def test_bad_input_is_one_error_and_writes_nothing(tmp_path, case, match):
     assert _no_files(tmp_path)
 
 
+def test_an_existing_round_is_named_by_out(tmp_path):
+    """The new sweep's name is typed as out=; the refusal to replace its table names that key."""
+    write_round(tmp_path / "runs", "r0", 12, seed=0)
+    (tmp_path / "sweeps").mkdir()
+    (tmp_path / "sweeps" / "r1.mixtures.csv").write_text("index\n")
+    with pytest.raises(RegmixError, match=r"pass overwrite=true to replace it or pick another out= name"):
+        run_propose(compose_propose(overrides(tmp_path, "k=4")))
+
+
 def test_cli_error_is_one_line_exit_2(tmp_path):
     proc = subprocess.run([str(BIN / "regmix-propose"), "sweep=missing", "out=r1", "k=4"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
@@ -184,8 +194,10 @@ def test_fit_hint_names_a_runnable_next_round():
     cfg = FitAppConfig()
     cfg.sweep = ["r0", "r1"]
     assert propose_hint(cfg) == "regmix-propose 'sweep=[r0,r1]' out=r0-r1_next k=32"
-    cfg.sweep, cfg.source.kind = "paper", "csv"
-    assert propose_hint(cfg).startswith("regmix-propose sweep=paper out=paper_next k=32 source=csv")
+    cfg.sweep, cfg.source.kind = "mine", "csv"
+    assert propose_hint(cfg).startswith("regmix-propose sweep=mine out=mine_next k=32 source=csv")
+    cfg.sweep, cfg.source.dataset = "paper", "regmix-paper"  # source=paper: the preset, as the README runs it
+    assert propose_hint(cfg) == "regmix-propose source=paper out=paper_next k=32"
 
 
 def test_rounds_from_wandb_groups_are_merged_and_counted(tmp_path, monkeypatch):

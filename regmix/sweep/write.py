@@ -43,20 +43,23 @@ class SampleOutputs:
     wandb_command: str = ""
 
 
-def check_sweep_name(sweep: str) -> str:
-    """`sweep` if it is usable as file names and a Hydra value; else a `SamplerError`."""
+def check_sweep_name(sweep: str, *, key: str = "sweep") -> str:
+    """`sweep` if it is usable as file names and a Hydra value; else a `SamplerError`.
+
+    `key` is the setting the user typed the name as (regmix-propose names its new sweep `out=`).
+    """
     if not isinstance(sweep, str) or not SWEEP_NAME.match(sweep):
-        raise SamplerError(f"sweep={sweep!r} is not a usable name; use letters, digits, '_', '-', '.' (e.g. sweep=pile_1m)")
+        raise SamplerError(f"{key}={sweep!r} is not a usable name; use letters, digits, '_', '-', '.' (e.g. {key}=pile_1m)")
     return sweep
 
 
-def check_table_free(out_dir: str, sweep: str, overwrite: bool) -> Path:
+def check_table_free(out_dir: str, sweep: str, overwrite: bool, *, key: str = "sweep") -> Path:
     """The table path of `sweep`; a `SamplerError` if a table is there and not `overwrite`."""
     table_file = table_path(Path(out_dir), sweep)
     if table_file.exists() and not overwrite:
         raise SamplerError(
             f"{table_file} already exists and runs may depend on it; pass overwrite=true to replace it "
-            "or pick another sweep= name"
+            f"or pick another {key}= name"
         )
     return table_file
 
@@ -82,6 +85,7 @@ def write_sweep(
     metric: str | None = None,
     overwrite: bool = False,
     stats: dict | None = None,
+    key: str = "sweep",
 ) -> SampleOutputs:
     """Write a mixtures table as sweep `sweep`: the table, its settings record and the W&B spec.
 
@@ -92,10 +96,11 @@ def write_sweep(
 
     `target` is a domain (or metric key) or {key: weight} for a weighted target; the spec's
     metric is `metric` when given, else the domain's validation loss key, with `target_goal`
-    (W&B has no metric for a weighted target: the record keeps it).
+    (W&B has no metric for a weighted target: the record keeps it). `key` is the setting that
+    named the sweep (`out` for regmix-propose), for the messages.
     """
-    check_sweep_name(sweep)
-    table_file = check_table_free(out_dir, sweep, overwrite)
+    check_sweep_name(sweep, key=key)
+    table_file = check_table_free(out_dir, sweep, overwrite, key=key)
     settings_file, spec_file = settings_path(Path(out_dir), sweep), spec_path(out_dir, sweep)
     fixed = fixed_with_table(fixed, out_dir, table_file)
     n_mixtures = len(table)
