@@ -77,7 +77,8 @@ class TrainConfig:
     """Optimizer steps between checkpoints in the run folder (0 = none); a preempted run resumes
     from the last one."""
     keep_checkpoint: bool = False
-    """Keep the last checkpoint when the run finishes (by default it is deleted)."""
+    """Keep `checkpoint.pt` with the final weights (model, optimizer, step) when the run finishes,
+    whatever checkpoint_every is; by default a finished run deletes its checkpoint."""
     prefetch: int = 2
     """Batches cut ahead in a background thread while the step runs (regmix.prefetch); 0 = cut
     each batch inside the step. The batches are the same either way."""

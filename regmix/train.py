@@ -327,7 +327,9 @@ def _train_and_record(cfg, meta, mixture, record, resolved, windows, batches, st
                     due = bool(tcfg.checkpoint_every) and (step + 1) % tcfg.checkpoint_every == 0
                     # A preemption signal during this step: keep every finished step, not only the
                     # last multiple of checkpoint_every (SLURM's grace after SIGTERM is ~30 s).
-                    if tcfg.checkpoint_every and step + 1 < steps and (due or preempt.pending is not None):
+                    resumable = bool(tcfg.checkpoint_every) and step + 1 < steps and (due or preempt.pending is not None)
+                    # keep_checkpoint asks for the trained weights: the last step is saved too.
+                    if resumable or (tcfg.keep_checkpoint and step + 1 == steps):
                         save_checkpoint(run_dir, {
                             "identity": run_identity(record), "step": step + 1, "model": model.state_dict(),
                             "optimizer": optimizer.state_dict(), "data": batches.state_dict(), "rng": rng_state(device),

@@ -50,7 +50,7 @@ def cfg(corpus: Path, out: Path, **train) -> TrainAppConfig:
 def test_sigterm_after_a_checkpoint_then_rerun_ends_with_the_uninterrupted_losses(corpus, tmp_path):
     whole = train_run(cfg(corpus, tmp_path / "whole", keep_checkpoint=True), log=lambda *_: None)
     assert (tmp_path / "whole" / "run" / CHECKPOINT).is_file()  # kept when asked
-    assert load_checkpoint(tmp_path / "whole" / "run")["step"] == 20  # the last one before the end (30 steps)
+    assert load_checkpoint(tmp_path / "whole" / "run")["step"] == 30  # the final weights, not step 20's
 
     def preempt_at_first_checkpoint(line: str) -> None:
         if "checkpoint at step 10" in line:
@@ -97,6 +97,12 @@ def test_sigterm_between_checkpoints_keeps_every_finished_step(corpus, tmp_path,
     assert load_checkpoint(run_dir)["step"] == 14
     resumed = train_run(cfg(corpus, tmp_path / "cut"), log=lambda *_: None)
     assert resumed.resumed_from_step == 14 and resumed.val_loss == whole.val_loss
+
+
+def test_keep_checkpoint_keeps_the_final_weights_without_periodic_checkpoints(corpus, tmp_path):
+    record = train_run(cfg(corpus, tmp_path, keep_checkpoint=True, checkpoint_every=0), log=lambda *_: None)
+    kept = load_checkpoint(tmp_path / "run")
+    assert record.status == FINISHED and kept["step"] == 30 and "model" in kept
 
 
 def test_checkpoint_of_other_settings_is_not_resumed(corpus, tmp_path):
