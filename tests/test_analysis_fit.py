@@ -314,3 +314,11 @@ def test_the_report_says_when_the_mixture_was_not_written(tmp_path, local_runs, 
     monkeypatch.undo()
     result = run_fit(compose_fit(local_overrides(tmp_path, local_runs)), progress=False)
     assert f"Emitted: `{result.emitted}`" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_extrapolation_note_describes_the_driver_rule_in_force():
+    """drive=auto follows the best out-of-fold Spearman; the run-count rule is only drive=rule."""
+    from analysis.report import extrapolation_note
+
+    text = "\n".join(extrapolation_note(0.7))
+    assert "out-of-fold Spearman" in text and "min_runs_for_trees" not in text
