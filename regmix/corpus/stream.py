@@ -14,6 +14,7 @@ through. The plan (settings, tokenizer, sampling rates) is stamped first: a reru
 from __future__ import annotations
 
 import json
+import logging
 import queue
 import shutil
 import threading
@@ -31,6 +32,8 @@ from regmix.corpus import sampling
 from regmix.corpus.formats import DocBatch, TextSourceError, read_batches
 from regmix.corpus.store import shard_path
 from regmix.corpus.text import check_domain_name
+
+log = logging.getLogger(__name__)
 
 PARTS_DIR = ".parts"
 """Stamps of a prepare in progress, inside the corpus folder; removed when the corpus is finished."""
@@ -340,6 +343,9 @@ def run_pass(corpus_dir: Path, units: list[Unit], tokenizer, dtype: np.dtype, op
     finally:
         bar.close()
         shards.close()
+    seconds = time.monotonic() - began
+    log.info("tokenized %d tokens from %d files in %.1f s at %.0f tokens/s",
+             tokens_now, len(units) - start, seconds, tokens_now / max(seconds, 1e-9))
     return tallies
 
 
@@ -353,7 +359,7 @@ def _wanted(unit: Unit, settings: PassSettings):
 
 def _take_batch(unit: Unit, batch: DocBatch, tokenizer, settings: PassSettings, tallies: dict[str, DomainTally],
                 splits: dict[str, sampling.ValidationSplit], shards: _Shards) -> int:
-    """Sample, split, tokenize and write one batch; tokens written."""
+    """Sample, split, tokenize and write one batch; tokens tokenized."""
     n = len(batch.texts)
     hashes = sampling.record_hashes(sampling.file_key(settings.seed, "", unit.key), batch.first, n)
     unit_u = sampling.unit_interval(hashes)
@@ -392,7 +398,6 @@ def _take_batch(unit: Unit, batch: DocBatch, tokenizer, settings: PassSettings, 
     flat, lengths = tokenizer.encode_documents([batch.texts[row] for _, row, _ in plan])
     ends = np.cumsum(lengths)
     pieces: dict[tuple[str, str], list[np.ndarray]] = {}
-    written = 0
     for (domain, row, val), end, length in zip(plan, ends, lengths):
         tally = tallies[domain]
         tally.encoded_raw_bytes += int(batch.sizes[row])
@@ -403,11 +408,10 @@ def _take_batch(unit: Unit, batch: DocBatch, tokenizer, settings: PassSettings, 
             room = settings.max_tokens - getattr(tally, f"{split}_tokens")
             ids = ids[: max(room, 0)]  # the budget ends inside this document
         setattr(tally, f"{split}_tokens", getattr(tally, f"{split}_tokens") + len(ids))
-        written += len(ids)
         pieces.setdefault((domain, split), []).append(ids)
     for (domain, split), parts in pieces.items():
         shards.write(domain, split, parts)
-    return written
+    return len(flat)
 
 
 def finish_pass(corpus_dir: Path) -> None:
