@@ -194,3 +194,17 @@ def test_a_tiny_proxy_trains_on_token_files_without_their_text(tmp_path, token_t
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and lines[-1].startswith("error: ") and "token id 60000" in lines[-1], done.stderr
     assert not (tmp_path / "c2" / "meta.json").exists()
+
+
+def test_byte_level_token_files_with_the_bytes_tokenizer(tmp_path):
+    """kind=bytes: UTF-8 bytes as ids, documents ended by NUL (id 0), as data=text's bytes tokenizer writes them."""
+    docs = [f"note {i}: the bytes of a short document." for i in range(20)]
+    (tmp_path / "notes").mkdir()
+    raw = b"".join(d.encode() + b"\0" for d in docs)
+    np.frombuffer(raw, dtype=np.uint8).astype(np.uint32).tofile(tmp_path / "notes" / "a.bin")
+    meta = prepare_corpus(DataConfig(name="b", dir=str(tmp_path / "c"), source="pretokenized", token_dtype="uint32",
+                                     paths={"notes": [str(tmp_path / "notes")]}, tokenizer=TokenizerConfig(kind="bytes")))
+    assert meta.tokenizer["kind"] == "bytes" and meta.vocab_size == 256
+    ids = [np.asarray(open_shard(tmp_path / "c", meta, "notes", s)) for s in ("train", "val")]
+    decoded = [bytes(d).decode() for split in ids for d in _docs_of(split)]
+    assert sorted(decoded) == sorted(docs) and len(_docs_of(ids[1])) == 1  # ceil(20 * 0.05)

@@ -208,11 +208,14 @@ def _copy_runs(out: _Shard, ids: np.ndarray, docs: np.ndarray, starts, ends, ope
 @dataclass
 class _Tally:
     documents: int = 0
+    """Documents kept by the budget (all of them without one)."""
     tokens_in_files: int = 0
+    """Every token of the domain's files: the whole domain, for the prior of a sample."""
 
 
-def _write_domain(domain: str, files: list[Path], cfg: DataConfig, *, target: bool, rate: float, eos: np.ndarray,
+def _write_domain(files: list[Path], cfg: DataConfig, *, target: bool, rate: float, eos: np.ndarray,
                   train: _Shard, val: _Shard) -> _Tally:
+    """Copy one domain's files into its shards, file by file: sampled (`rate`), then split."""
     split = sampling.ValidationSplit(cfg.val_fraction)
     tally = _Tally()
     for path, key in zip(files, file_keys(files)):
@@ -250,7 +253,7 @@ def write_pretokenized(cfg: DataConfig, corpus_dir: Path, *, source: dict) -> Co
         train = _Shard(shard_path(corpus_dir, domain, "train"), dtype, None if target else budget)
         val = _Shard(shard_path(corpus_dir, domain, "val"), dtype, budget if target else None)
         try:
-            tally = _write_domain(domain, files[domain], cfg, target=target, rate=rate, eos=eos, train=train, val=val)
+            tally = _write_domain(files[domain], cfg, target=target, rate=rate, eos=eos, train=train, val=val)
         finally:
             train.fh.close()
             val.fh.close()
