@@ -29,7 +29,7 @@ def _command() -> str:
     return shlex.join(["regmix-fit", *overrides])
 
 
-@hydra_main("fit")
+@hydra_main("fit", folders=("report_dir", "mixture_dir"))
 def main(cfg: DictConfig) -> None:
     from analysis.fit import run_fit
     from analysis.report import summary_text

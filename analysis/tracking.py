@@ -38,11 +38,10 @@ import pandas as pd
 import yaml
 
 from analysis.config import FitAppConfig
-from analysis.errors import AnalysisError
 from analysis.result import domain_correlations, mixture_frame
 from analysis.rounds import joined_name
 from analysis.runs_table import RunsTable
-from regmix.tracking import effective_mode
+from regmix.tracking import TrackingError, effective_mode  # one TrackingError for both sides
 
 if TYPE_CHECKING:
     from analysis.result import FitResult
@@ -54,10 +53,6 @@ TAG = "regmix-fit"
 DEFAULT_PROJECT = "regmix"
 #: Rows of a predictions table (wandb.Table's logging limit; beyond it wandb keeps the first rows).
 SCATTER_ROWS = 10_000
-
-
-class TrackingError(AnalysisError):
-    """The W&B run of a fit could not be made; `regmix-fit` prints it as one error line."""
 
 
 @dataclass

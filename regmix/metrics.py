@@ -6,6 +6,7 @@ the domain's fixed validation slice) for every evaluated domain; the mean over d
 """
 
 from __future__ import annotations
+from regmix.errors import RegmixError
 
 from typing import Optional
 
@@ -23,7 +24,7 @@ def val_loss_key(domain: str) -> str:
     """The summary key of `domain`'s validation loss: `val/<domain>/loss`."""
     domain = str(domain)
     if not domain or "/" in domain:
-        raise ValueError(f"domain name {domain!r} cannot be a metric key; domain names are non-empty and have no '/'")
+        raise RegmixError(f"domain name {domain!r} cannot be a metric key; domain names are non-empty and have no '/'")
     return f"{VAL_PREFIX}{domain}{LOSS_SUFFIX}"
 
 

@@ -14,6 +14,7 @@ from torch import nn
 
 from regmix.chunked_loss import CPU_LOGITS_BUDGET, chunk_tokens_for, chunked_cross_entropy
 from regmix.config import ModelConfig
+from regmix.errors import SettingsError
 
 #: Vocabularies are padded up to a multiple of this many ids: matmuls with a width that is
 #: a multiple of 64 run on fast kernels (GPT-NeoX pads its 50,277 ids to 50,432, a multiple of 256).
@@ -42,7 +43,7 @@ class Attention(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         if cfg.d_model % cfg.n_heads:
-            raise ValueError(f"model.d_model={cfg.d_model} is not divisible by model.n_heads={cfg.n_heads}")
+            raise SettingsError(f"model.d_model={cfg.d_model} is not divisible by model.n_heads={cfg.n_heads}")
         self.n_heads = cfg.n_heads
         self.head_dim = cfg.d_model // cfg.n_heads
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
@@ -108,7 +109,7 @@ class ProxyLM(nn.Module):
         """Final normalised hidden states (B, T, d): the output layer's input."""
         t = ids.shape[1]
         if t > self.cfg.max_seq_len:
-            raise ValueError(f"sequence of {t} tokens exceeds model.max_seq_len={self.cfg.max_seq_len}")
+            raise SettingsError(f"sequence of {t} tokens exceeds model.max_seq_len={self.cfg.max_seq_len}")
         cos, sin = self.rope_cos[:t], self.rope_sin[:t]
         x = self.embed(ids)
         for block in self.blocks:

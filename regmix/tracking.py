@@ -39,7 +39,8 @@ _ENV_MODES = {"online": "online", "run": "online", "offline": "offline", "dryrun
 
 
 class TrackingError(RegmixError):
-    """The W&B run cannot start (no API key, unreachable server); the message names the fix."""
+    """A W&B run (of a training run or of a fit) cannot start or be logged (no API key, an
+    unreachable server, an unknown tracker mode); the message names the fix."""
 
 
 def effective_mode(mode: str, env: str | None = None) -> str:

@@ -42,7 +42,7 @@ from regmix.run_lock import run_lock
 from regmix.metrics import MEAN_VAL_LOSS_KEY, TOKENS_KEY, val_loss_key
 from regmix.run_record import DRY_RUN, FAILED, FINISHED, PREEMPTED, RunRecord, load_record, write_record
 from regmix.tracking import make_tracker
-from regmix.errors import RegmixError
+from regmix.errors import RegmixError, SettingsError
 
 #: Signals that mean "stop now, you will be re-queued": SLURM sends SIGTERM (then SIGKILL
 #: after its grace period), and submitit/`--signal` setups use SIGUSR1 before the time limit.
@@ -70,9 +70,9 @@ def resolve_mixture(cfg: MixtureConfig, meta: CorpusMeta) -> Mixture:
         from regmix.sweep.table import mixture_at
 
         if not cfg.table:
-            raise ValueError("mixture.index is set but mixture.table is empty; set mixture.table=<mixtures csv>")
+            raise SettingsError("mixture.index is set but mixture.table is empty; set mixture.table=<mixtures csv>")
         return mixture_at(cfg.table, int(cfg.index), domains)
-    raise ValueError(
+    raise SettingsError(
         "no mixture chosen: pass mixture.index=<row of sweeps/<sweep>.mixtures.csv>, "
         "mixture=<name of conf/mixture/<name>.yaml>, or mixture.weights={domain: weight,...}"
     )
@@ -83,7 +83,7 @@ def pick_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"train.device={name!r} but no CUDA GPU is visible; use train.device=cpu or auto")
+        raise SettingsError(f"train.device={name!r} but no CUDA GPU is visible; use train.device=cpu or auto")
     return device
 
 
@@ -100,7 +100,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 def autocast_for(device: torch.device, precision: str):
     """bf16 autocast on CUDA (paper: bf16), plain fp32 elsewhere."""
     if precision not in ("auto", "fp32", "bf16"):
-        raise ValueError(f"train.precision={precision!r} is not one of auto|fp32|bf16")
+        raise SettingsError(f"train.precision={precision!r} is not one of auto|fp32|bf16")
     use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
     return torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else nullcontext()
 
@@ -114,7 +114,7 @@ def lr_at(step: int, total_steps: int, cfg: TrainConfig) -> float:
     if cfg.schedule == "cosine":
         progress = (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps)
         return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(progress, 1.0)))
-    raise ValueError(f"train.schedule={cfg.schedule!r} is not one of constant|cosine")
+    raise SettingsError(f"train.schedule={cfg.schedule!r} is not one of constant|cosine")
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, fused: bool) -> torch.optim.AdamW:
@@ -393,21 +393,21 @@ def train_run(
     tcfg, ecfg = cfg.train, cfg.eval
     eval_seq_len = ecfg.seq_len or tcfg.seq_len
     if tcfg.seq_len > cfg.model.max_seq_len or eval_seq_len > cfg.model.max_seq_len:
-        raise ValueError(
+        raise SettingsError(
             f"train.seq_len={tcfg.seq_len} / eval.seq_len={eval_seq_len} exceed model.max_seq_len="
             f"{cfg.model.max_seq_len}; lower the sequence length or pick a model with a longer context"
         )
     steps = tcfg.tokens // (tcfg.batch_size * tcfg.seq_len)
     if steps < 1:
-        raise ValueError(
+        raise SettingsError(
             f"train.tokens={tcfg.tokens} is less than one batch ({tcfg.batch_size} x {tcfg.seq_len} tokens); "
             "raise train.tokens or lower train.batch_size"
         )
     micro = tcfg.micro_batch_size or tcfg.batch_size
     if tcfg.batch_size % micro:
-        raise ValueError(f"train.batch_size={tcfg.batch_size} is not a multiple of train.micro_batch_size={micro}")
+        raise SettingsError(f"train.batch_size={tcfg.batch_size} is not a multiple of train.micro_batch_size={micro}")
     if tcfg.checkpoint_every < 0 or (tcfg.logits_budget is not None and tcfg.logits_budget < 0):
-        raise ValueError(
+        raise SettingsError(
             f"train.checkpoint_every={tcfg.checkpoint_every} / train.logits_budget={tcfg.logits_budget} must not be "
             "negative; use 0 for no checkpoints / the full-logits loss, or a positive number"
         )

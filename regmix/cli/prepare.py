@@ -17,7 +17,7 @@ from regmix.corpus.config import PrepareAppConfig
 register_configs()
 
 
-@hydra_main("prepare")
+@hydra_main("prepare", folders=("data.dir",))
 def main(cfg: DictConfig) -> None:
     from regmix.corpus.prepare import format_domain_table, prepare_corpus
 

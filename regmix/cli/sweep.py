@@ -18,7 +18,7 @@ from regmix.sweep.wandb_sweep import launch_sweep
 register_configs()
 
 
-@hydra_main("sweep")
+@hydra_main("sweep", folders=("spec_dir",))
 def main(cfg: DictConfig) -> None:
     app: SweepAppConfig = OmegaConf.to_object(cfg)
     launch_sweep(

@@ -31,6 +31,7 @@ import numpy as np
 
 from regmix.corpus.config import SyntheticConfig
 from regmix.corpus.store import TARGET_ROLE, TRAIN_ROLE
+from regmix.errors import SettingsError
 
 GENERATOR_VERSION = 1
 """Bump when any generator changes, so an old corpus folder is not mistaken for the new one."""
@@ -366,7 +367,7 @@ def train_token_counts(cfg: SyntheticConfig) -> dict[str, int]:
     """Training tokens per domain: defaults, then per-domain overrides, times train_scale."""
     unknown = sorted(set(cfg.train_tokens) - set(DOMAINS))
     if unknown:
-        raise ValueError(
+        raise SettingsError(
             f"data.synthetic.train_tokens names unknown domain(s) {unknown}; synthetic domains are {list(DOMAINS)}"
         )
     counts = {}
@@ -374,7 +375,7 @@ def train_token_counts(cfg: SyntheticConfig) -> dict[str, int]:
         tokens = int(cfg.train_tokens.get(name, spec.train_tokens))
         counts[name] = int(round(tokens * cfg.train_scale))
         if counts[name] < 1:
-            raise ValueError(
+            raise SettingsError(
                 f"synthetic domain {name!r} would get {counts[name]} training tokens; "
                 "raise data.synthetic.train_scale or its data.synthetic.train_tokens"
             )
@@ -384,7 +385,7 @@ def train_token_counts(cfg: SyntheticConfig) -> dict[str, int]:
 def generate_synthetic(cfg: SyntheticConfig, seed: int, progress: Callable | None = None) -> SyntheticCorpus:
     """Generate every domain's train/val ids and the target's val ids from `seed` (deterministic)."""
     if cfg.val_tokens < 1:
-        raise ValueError(f"data.synthetic.val_tokens={cfg.val_tokens}; give at least 1 (64k+ for a useful eval slice)")
+        raise SettingsError(f"data.synthetic.val_tokens={cfg.val_tokens}; give at least 1 (64k+ for a useful eval slice)")
     counts = train_token_counts(cfg)
     structure = build_structure(seed)
     names = list(DOMAINS)

@@ -26,6 +26,7 @@ from regmix.corpus.store import CorpusMeta
 from regmix.demo.config import DemoConfig
 from regmix.mixture import Mixture
 from regmix.run_record import RunRecord
+from regmix.errors import SettingsError
 
 @dataclass
 class Job:
@@ -141,7 +142,7 @@ def pick_target(cfg: DemoConfig, meta: CorpusMeta) -> str:
 
     target = default_target(meta, cfg.target)
     if target is None:
-        raise ValueError(f"corpus {meta.name!r} has no single target-role domain; set target=<domain>")
+        raise SettingsError(f"corpus {meta.name!r} has no single target-role domain; set target=<domain>")
     return target
 
 

@@ -24,6 +24,7 @@ from regmix.sweep.files import settings_path
 from regmix.sweep.record import SweepRecord
 from regmix.sweep.sample import sample_sweep
 from regmix.sweep.table import mixtures_from_table, read_mixtures_table
+from regmix.errors import RegmixError
 
 
 def _check_reused_table(table_path: Path, cfg: DemoConfig) -> None:
@@ -37,7 +38,7 @@ def _check_reused_table(table_path: Path, cfg: DemoConfig) -> None:
     differ = [key for key, value in asked.items() if recorded.get(key) != json.loads(json.dumps(value))]
     if differ:
         was = f"sample_seed={recorded.get('seed')}" if "seed" in differ else "other sampler settings"
-        raise ValueError(
+        raise RegmixError(
             f"{table_path} was sampled with {was} (this run asks for sample_seed={cfg.sample_seed}); its "
             "proxies belong to that table: use another out_dir=... for a new sample"
         )
@@ -116,7 +117,7 @@ def run_demo(cfg: DemoConfig) -> DemoOutcome:
                      settings=cfg.sampler, out_dir=str(out / "sweeps"), target=target)
     proxies = _proxy_jobs(table_path, domains, cfg.sweep)
     if len(proxies) != cfg.n_mixtures:
-        raise ValueError(f"{table_path} has {len(proxies)} mixtures but n_mixtures={cfg.n_mixtures}; "
+        raise RegmixError(f"{table_path} has {len(proxies)} mixtures but n_mixtures={cfg.n_mixtures}; "
                          f"use another out_dir or delete {table_path}")
 
     stage(f"{next(step)}/{n_stages} train {len(proxies)} proxies ({cfg.proxy_model.name}, {cfg.proxy_train.tokens:,} tokens each)")
