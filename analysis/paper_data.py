@@ -133,6 +133,19 @@ def _download(name: str, folder: Path) -> None:
         raise
 
 
+def _check_cache_folder(folder: Path) -> None:
+    """Refuse, before any download, a cache whose path runs through a file (REGMIX_CACHE set to
+    a file, or a file where a folder of it should be): mkdir would fail only after the fetch."""
+    for part in (folder, *folder.parents):
+        if part.exists():
+            if not part.is_dir():
+                raise PaperDataError(
+                    f"the cache folder {folder} cannot be made: {part} is a file, not a folder; "
+                    f"point {CACHE_ENV} at a folder (or move that file away), or {_ways_out()}"
+                )
+            return
+
+
 def locate(names: Sequence[str] = tuple(FILES), *, log=None) -> Path:
     """A folder holding the released files `names`, verified; fetched into the cache if needed."""
     names = list(names)
@@ -141,6 +154,7 @@ def locate(names: Sequence[str] = tuple(FILES), *, log=None) -> Path:
     if local:
         return _from_local_copy(Path(local), names)
     folder = cache_dir()
+    _check_cache_folder(folder)
     for name in names:
         path = folder / name
         if path.is_file() and _sha256(path) == FILES[name].sha256:

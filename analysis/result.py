@@ -79,7 +79,14 @@ def mixture_frame(result: FitResult) -> pd.DataFrame:
 
 
 def domain_correlations(result: FitResult) -> pd.Series:
-    """Spearman correlation of each domain's weight with the target loss across runs."""
+    """Spearman correlation of each domain's weight with the target loss across runs; NaN where
+    either is constant (all losses equal, a domain at one weight): no rank order to correlate."""
     y = pd.Series(result.details["y"], index=result.table.weights.index)
+
+    def spearman(col: pd.Series) -> float:
+        if col.nunique(dropna=True) < 2 or y.nunique(dropna=True) < 2:
+            return float("nan")  # scipy would warn (ConstantInputWarning) and return NaN
+        return col.corr(y, method="spearman")
+
     with np.errstate(all="ignore"):
-        return result.table.weights.apply(lambda col: col.corr(y, method="spearman")).rename("spearman")
+        return result.table.weights.apply(spearman).rename("spearman")

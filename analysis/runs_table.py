@@ -34,6 +34,8 @@ META_COLUMNS = ("source", "status", "model", "corpus", "tokens", "setup", "sweep
 #: `setup` is what else makes losses comparable: every setting of the run's identity but its
 #: mixture and seed (`regmix.run_identity.setup_line`); a model *name* says nothing about `model.d_model=...`.
 IDENTITY_COLUMNS = {"model size": "model", "corpus": "corpus", "token budget": "tokens", "training setup": "setup"}
+#: Plurals for the refusal line ("the runs mix corpora", not "corpuss").
+_PLURALS = {"corpus": "corpora"}
 #: Weights equal to this many decimals are the same mixture (the paper's grid is 1e-3, ours 2e-4).
 DUPLICATE_DECIMALS = 6
 #: Fewest usable runs: K-fold comparison and a regression need a few.
@@ -264,7 +266,7 @@ def validate_runs(
                 if column == "setup":  # long lines: name only the settings that differ
                     counts = setup_differences(dict(values.value_counts().items()))
                 raise AnalysisError(
-                    f"the runs mix {what}s: {counts}; fit one {what} at a time (narrow the source) "
+                    f"the runs mix {_PLURALS.get(what, what + 's')}: {counts}; fit one {what} at a time (narrow the source) "
                     "or pass allow_mixed=true"
                 )
 

@@ -97,7 +97,7 @@ def test_duplicate_mixtures_are_merged_and_their_spread_kept(tmp_path):
 
 @pytest.mark.parametrize(
     ("field", "values", "message"),
-    [("model", ("tiny", "1m"), "mix model sizes"), ("corpus", ("c1", "c2"), "mix corpuss"), ("tokens", (1000, 2000), "mix token budgets")],
+    [("model", ("tiny", "1m"), "mix model sizes"), ("corpus", ("c1", "c2"), "mix corpora: "), ("tokens", (1000, 2000), "mix token budgets")],
 )
 def test_runs_of_different_models_corpora_or_budgets_are_refused_unless_allowed(tmp_path, field, values, message):
     records = [record(i, weights=distinct(i), **{field: values[i % 2]}) for i in range(6)]

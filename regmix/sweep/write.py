@@ -86,6 +86,7 @@ def write_sweep(
     overwrite: bool = False,
     stats: dict | None = None,
     key: str = "sweep",
+    runs_dir: str = "runs",
 ) -> SampleOutputs:
     """Write a mixtures table as sweep `sweep`: the table, its settings record and the W&B spec.
 
@@ -97,7 +98,8 @@ def write_sweep(
     `target` is a domain (or metric key) or {key: weight} for a weighted target; the spec's
     metric is `metric` when given, else the domain's validation loss key, with `target_goal`
     (W&B has no metric for a weighted target: the record keeps it). `key` is the setting that
-    named the sweep (`out` for regmix-propose), for the messages.
+    named the sweep (`out` for regmix-propose), for the messages. Replacing a table whose sweep
+    has finished runs under `runs_dir` (regmix-train's runs/<sweep>/) warns, naming them.
     """
     check_sweep_name(sweep, key=key)
     table_file = check_table_free(out_dir, sweep, overwrite, key=key)
@@ -108,6 +110,7 @@ def write_sweep(
     spec = build_sweep_spec(sweep=sweep, n_mixtures=n_mixtures, fixed=fixed, target=target if single else None,
                             metric=metric, goal=target_goal)
 
+    replaced = table_file.exists()
     table_sha = write_mixtures_table(table_file, table)
     full = {"schema": SETTINGS_SCHEMA, "sweep": sweep, "n_mixtures": int(n_mixtures), **record}
     full.update(
@@ -129,9 +132,29 @@ def write_sweep(
         spec=spec_file,
         n_mixtures=int(n_mixtures),
         stats=dict(stats or {}),
-        warnings=grid_warnings(spec),
+        warnings=grid_warnings(spec) + (_orphan_warnings(table_file, Path(runs_dir) / sweep) if replaced else []),
         local_command=shlex.join(local),
         wandb_command=shlex.join(["wandb", "sweep", spec_file.as_posix()]),
     )
 
 
+
+
+def _orphan_warnings(table_file: Path, runs: Path) -> list[str]:
+    """A warning naming the finished runs of a sweep whose table was just replaced: they trained
+    on rows of the old table, and regmix-train skips (or refuses) a finished run folder, so the
+    new rows of the same index would never be trained there."""
+    from regmix.run_record import iter_records
+
+    if not runs.is_dir():
+        return []
+    names = [path.parent.relative_to(runs).as_posix() for path, record in iter_records(runs)
+             if record is not None and record.finished]
+    if not names:
+        return []
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return [
+        f"overwrote {table_file}, but {runs} holds {len(names)} finished run(s) of the old table ({shown}); "
+        f"they trained on the old mixtures and a rerun will not retrain them: move {runs} away "
+        "(or use another sweep= name) before training the new table"
+    ]
