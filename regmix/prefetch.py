@@ -21,6 +21,8 @@ from typing import Any, Protocol
 
 import torch
 
+from regmix.errors import SettingsError
+
 _PUT_POLL_S = 0.1
 """How often (seconds) a producer blocked on a full queue checks whether it was told to stop."""
 
@@ -50,7 +52,7 @@ class Prefetcher:
 
     def __init__(self, source: BatchSource, *, depth: int = 2, pin_memory: bool = False) -> None:
         if depth < 0:
-            raise ValueError(f"train.prefetch={depth}; use 0 (cut each batch inside the step) or more batches ahead")
+            raise SettingsError(f"train.prefetch={depth}; use 0 (cut each batch inside the step) or more batches ahead")
         self.source, self.depth, self.pin_memory = source, depth, pin_memory
         self.wait_s = 0.0
         self._state = source.state_dict()  # the stream's state after the last batch handed out

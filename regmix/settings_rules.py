@@ -48,6 +48,7 @@ TRAIN = (
     Range("log_every", 1),
     Range("logits_budget", 0, optional=True, note="; 0 = the plain loss over the full logits, null = per device"),
     Range("checkpoint_every", 0, note="; 0 = no checkpoints"),
+    Range("prefetch", 0, note="; 0 = cut each batch inside the step"),
     Relation(("tokens", "batch_size", "seq_len"), lambda t, b, s: b < 1 or s < 1 or t >= b * s,
              "tokens must hold at least one batch (batch_size x seq_len tokens); raise tokens or lower batch_size"),
     Relation(("batch_size", "micro_batch_size"), lambda b, m: m < 1 or b % m == 0,
@@ -80,12 +81,14 @@ TOKENIZER = (
     Range("vocab_size", 257, note=" (a byte-level BPE starts from the 256 bytes)"),
     Range("min_frequency", 1),
     Range("train_chars_per_document", 1),
+    Range("train_chars", 1),
 )
 
 DATA = (
     OneOf("source", ("synthetic", "text")),
     Range("seed", 0),
     Range("val_fraction", 0, 1, low_open=True, high_open=True, note=", e.g. 0.05"),
+    Range("max_tokens_per_domain", 1, optional=True, note="; null = every token"),
     OneOf("txt_documents", ("file", "blank_line")),
     Range("synthetic.train_scale", 0, low_open=True),
     Range("synthetic.val_tokens", 1, note=" (64k+ for a useful eval slice)"),

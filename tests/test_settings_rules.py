@@ -217,7 +217,7 @@ def test_every_number_and_choice_of_every_command_has_a_rule(app):
 def test_the_rules_spell_the_names_as_the_code_does():
     from analysis import settings_rules as rules
     from analysis.acquisition import ACQUISITIONS
-    from analysis.fit import OBJECTIVES
+    from analysis.fit_load import OBJECTIVES
     from analysis.regressors import REGRESSORS
     from analysis.simulate import AGGREGATES
     from analysis.sources import KINDS
