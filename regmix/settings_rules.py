@@ -85,7 +85,8 @@ TOKENIZER = (
 )
 
 DATA = (
-    OneOf("source", ("synthetic", "text")),
+    OneOf("source", ("synthetic", "text", "pretokenized")),
+    OneOf("token_dtype", ("uint16", "uint32"), note=" (the dtype of the .bin files)"),
     Range("seed", 0),
     Range("val_fraction", 0, 1, low_open=True, high_open=True, note=", e.g. 0.05"),
     Range("max_tokens_per_domain", 1, optional=True, note="; null = every token"),

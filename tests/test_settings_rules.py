@@ -185,7 +185,8 @@ FREE = {
     "name", "dir", "path", "eos_token", "file", "text_field", "domain_field", "table", "project", "entity",
     "group", "job_type", "sweep", "out_dir", "run_name", "spec_dir", "label", "root", "mixtures", "losses",
     "index", "weight_prefix", "weight_suffix", "loss_prefix", "loss_suffix", "model", "corpus", "runs_dir",
-    "out", "mixture_dir", "report_dir", "candidates", "candidates_prefix", "base_url", "target",
+    "out", "mixture_dir", "report_dir", "candidates", "candidates_prefix", "base_url", "target", "sweeps_dir",
+    "domains_dir",
     # choice.trust_radius: any number; a negative one turns the trust region off.
     "trust_radius",
     # data.seed of a corpus is hashed into its structure (any int); the run seed has a rule.
@@ -221,6 +222,8 @@ def test_the_rules_spell_the_names_as_the_code_does():
     from analysis.regressors import REGRESSORS
     from analysis.simulate import AGGREGATES
     from analysis.sources import KINDS
+    from regmix.corpus.prepare import SOURCES
+    from regmix.settings_rules import DATA
     from regmix.tracking import MODES
 
     assert set(rules.REGRESSOR_NAMES) == set(REGRESSORS)
@@ -229,6 +232,7 @@ def test_the_rules_spell_the_names_as_the_code_does():
     assert set(rules.ACQUISITIONS) == set(ACQUISITIONS)
     assert set(rules.SOURCE_KINDS) == set(KINDS)
     assert set(rules.TRACKER_MODES) == set(MODES)
+    assert set(next(r.values for r in DATA if r.key == "source")) == set(SOURCES)
 
 
 def test_a_swept_value_is_checked_before_the_multirun_starts():
