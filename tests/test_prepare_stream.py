@@ -133,6 +133,18 @@ def test_a_token_budget_caps_each_domain_and_keeps_the_full_prior(tmp_path):
     assert meta.identity(tmp_path / "budget")["train_tokens"]["big"] <= budget  # repetition limits see the sample
 
 
+def test_a_budget_on_one_table_with_a_domain_column(tmp_path):
+    rows = [{"text": d, "domain": "big"} for d in _docs(1200, 5)] + [{"text": d, "domain": "small"} for d in _docs(60, 6)]
+    order = np.random.default_rng(0).permutation(len(rows))
+    (tmp_path / "all.jsonl").write_text("".join(json.dumps(rows[i]) + "\n" for i in order))
+    full = prepare_corpus(DataConfig(dir=str(tmp_path / "full"), source="text", file=str(tmp_path / "all.jsonl")))
+    meta = prepare_corpus(DataConfig(dir=str(tmp_path / "b"), source="text", file=str(tmp_path / "all.jsonl"),
+                                     max_tokens_per_domain=30_000))
+    assert 0.8 * 30_000 <= meta.domains["big"].train_tokens <= 30_000
+    assert meta.domains["small"].train_tokens == full.domains["small"].train_tokens
+    assert abs(meta.token_prior()["big"] - full.token_prior()["big"]) <= 0.01
+
+
 def test_the_budget_sample_does_not_depend_on_file_order(tmp_path):
     paths = _budget_tree(tmp_path)
     files = sorted(str(p) for p in (tmp_path / "big").iterdir())

@@ -189,16 +189,21 @@ def _head_records(units: list[Unit], opts: ReadOptions) -> Iterator[tuple[str, s
 
 
 def probe_tokens_per_byte(units: list[Unit], opts: ReadOptions, tokenizer, domains: list[str]) -> dict[str, float]:
-    """domain -> tokens per raw byte of the first `PROBE_BYTES` of its documents."""
+    """domain -> tokens per raw byte of the first `PROBE_BYTES` of its documents (a domain a
+    shared file holds too rarely to find in its first 64 probes' worth is left out)."""
     texts: dict[str, list[str]] = {d: [] for d in domains}
     raw = dict.fromkeys(domains, 0)
-    by_domain = {d: [u for u in units if u.domain in (d, None)] for d in domains}
-    for domain in domains:
-        for found, text, size in _head_records(by_domain[domain], opts):
-            if found == domain and raw[domain] < PROBE_BYTES:
-                texts[domain].append(text)
-                raw[domain] += size
-            if raw[domain] >= PROBE_BYTES:
+    # Each domain's own files, in turn; the shared file of data.file once, for every domain.
+    groups = [([u for u in units if u.domain == d], [d]) for d in domains]
+    groups.append(([u for u in units if u.domain is None], domains))
+    for group, wanted in groups:
+        read = 0
+        for found, text, size in _head_records(group, opts):
+            read += size
+            if found in raw and raw[found] < PROBE_BYTES:
+                texts[found].append(text)
+                raw[found] += size
+            if read >= 64 * PROBE_BYTES or all(raw[d] >= PROBE_BYTES for d in wanted):
                 break
     out = {}
     for domain in domains:
