@@ -141,7 +141,8 @@ class WandbTracker:
             resume="allow" if run_id else None,
             group=self.cfg.group,
             job_type=self.cfg.job_type,
-            tags=list(dict.fromkeys(self.cfg.tags)) or None,  # each tag once (a demo proxy's scale and label are both 'proxy')
+            # Each tag once: a demo proxy's scale and label are both 'proxy'.
+            tags=list(dict.fromkeys(self.cfg.tags)) or None,
             name=name,
             config=config,
             dir=str(run_dir),

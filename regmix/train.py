@@ -40,7 +40,7 @@ from regmix.prefetch import Prefetcher
 from regmix.run_identity import identity_differences, run_identity
 from regmix.run_lock import run_lock
 from regmix.metrics import MEAN_VAL_LOSS_KEY, TOKENS_KEY, val_loss_key
-from regmix.run_record import DRY_RUN, FAILED, FINISHED, PREEMPTED, RunRecord, load_record, write_record
+from regmix.run_record import DRY_RUN, FAILED, FINISHED, PREEMPTED, RECORD_NAME, RunRecord, load_record, write_record
 from regmix.tracking import make_tracker
 from regmix.errors import RegmixError, SettingsError
 
@@ -204,7 +204,8 @@ def _unusable(ckpt: Any, record: RunRecord, steps: int, model: torch.nn.Module) 
     if not (isinstance(ckpt["step"], int) and 0 < ckpt["step"] < steps):
         return f"is at step {ckpt['step']}, outside this run's {steps} steps"
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    if not isinstance(ckpt["model"], dict) or {k: tuple(getattr(v, "shape", ())) for k, v in ckpt["model"].items()} != expected:
+    weights = ckpt["model"] if isinstance(ckpt["model"], dict) else {}
+    if {k: tuple(getattr(v, "shape", ())) for k, v in weights.items()} != expected:
         return "holds another model's weights"
     return None
 
@@ -248,10 +249,13 @@ def _skip_finished(run_dir: Path, previous: RunRecord, record: RunRecord, keep_c
         shown = "; ".join(differences[:6]) + (f"; {len(differences) - 6} more" if len(differences) > 6 else "")
         raise RunConflict(
             f"{run_dir} already holds a finished run with other settings (finished -> this run: {shown}); "
-            "finished work is never overwritten: choose another sweep=... or out_dir=..., or delete that folder yourself"
+            "finished work is never overwritten: choose another sweep=... or out_dir=..., "
+            "or delete that folder yourself"
         )
     try:
         remove_checkpoints(run_dir, keep_last=keep_checkpoint)
+        for stale in run_dir.glob(f".{RECORD_NAME}.*.tmp"):  # a record write killed in an earlier attempt
+            stale.unlink(missing_ok=True)
     except OSError:  # a read-only finished run: its result stands, the leftovers stay
         pass
     log(f"[regmix] {run_dir}: already finished, nothing to train")

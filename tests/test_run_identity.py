@@ -152,8 +152,9 @@ def test_rerun_of_a_finished_run_removes_its_leftovers(corpus, tmp_path):
     run_dir = tmp_path / "run"
     save_checkpoint(run_dir, {"step": 5})  # as if the process died between the record and the clean-up
     (run_dir / f".{CHECKPOINT}.x.tmp").write_bytes(b"half")
+    (run_dir / ".result.json.y.tmp").write_bytes(b"{")  # a record write killed in an earlier attempt
     assert train_run(cfg(corpus, tmp_path), **QUIET).status == FINISHED
-    assert not (run_dir / CHECKPOINT).exists() and not list(run_dir.glob(f".{CHECKPOINT}.*"))
+    assert not (run_dir / CHECKPOINT).exists() and not list(run_dir.glob(".*.tmp"))
     save_checkpoint(run_dir, {"step": 5})
     train_run(cfg(corpus, tmp_path, keep_checkpoint=True), **QUIET)  # kept on purpose: stays
     assert (run_dir / CHECKPOINT).exists()
