@@ -201,7 +201,8 @@ def _unusable(ckpt: Any, record: RunRecord, steps: int, model: torch.nn.Module) 
     differences = identity_differences(ckpt["identity"], run_identity(record))
     if differences:
         return f"is from other settings ({'; '.join(differences[:4])})"
-    if not (isinstance(ckpt["step"], int) and 0 < ckpt["step"] < steps):
+    # step == steps: the final weights `keep_checkpoint` saved (the record was lost): evaluate them.
+    if not (isinstance(ckpt["step"], int) and 0 < ckpt["step"] <= steps):
         return f"is at step {ckpt['step']}, outside this run's {steps} steps"
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     weights = ckpt["model"] if isinstance(ckpt["model"], dict) else {}

@@ -216,3 +216,11 @@ def test_old_records_without_a_setting_compare_as_different():
     del old["train"]["grad_clip"]
     assert "train.grad_clip=<not recorded>" in setup_line(old)
     assert setup_line(old) != setup_line(dataclasses.asdict(TrainAppConfig()))
+
+
+def test_kept_final_checkpoint_of_a_lost_record_is_evaluated_not_set_aside(corpus, tmp_path):
+    whole = train_run(cfg(corpus, tmp_path, keep_checkpoint=True), **QUIET)
+    (tmp_path / "run" / "result.json").unlink()  # the record lost, the final weights kept
+    again = train_run(cfg(corpus, tmp_path, keep_checkpoint=True), **QUIET)
+    assert again.resumed_from_step == 20 and again.val_loss == whole.val_loss
+    assert not list((tmp_path / "run").glob("checkpoint.pt.rejected-*"))
