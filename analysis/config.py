@@ -262,10 +262,15 @@ class FitAppConfig:
     """Name of this analysis: report folder and default emitted name; default the sweep's
     name ('r0-r1' for several)."""
     target: Any = None
-    """Loss to minimise: a domain (target=pile_cc), a list of domains (equal weights) or a
-    mapping domain -> weight ('target={pile_cc: 3, wikipedia_en: 1}'); weights are normalised,
-    so the target is a weighted mean of per-domain validation losses. None = the target the
+    """Metric to optimise: a domain's loss (target=pile_cc) or any key the runs logged (a W&B
+    summary key, a CSV column), a list of them (equal weights) or a mapping key -> weight
+    ('target={pile_cc: 3, wikipedia_en: 1}'); weights are normalised, so the target is a
+    weighted mean. None = the target the
     sweeps recorded in <sweeps_dir>/<sweep>.sampler.json (refused if they differ)."""
+    target_goal: Any = None
+    """'minimize' (losses; the default) or 'maximize' (e.g. an accuracy): W&B's metric.goal words,
+    one goal for every key of a weighted target (a mapping key -> goal is accepted when they all
+    agree). None = the goal the sweeps recorded, else minimize."""
     sweeps_dir: str = "sweeps"
     """Where the sweeps' files are (regmix-sample's and regmix-propose's out_dir): their
     recorded target is used when `target` is not given."""

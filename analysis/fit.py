@@ -54,7 +54,7 @@ def _fit(cfg: FitAppConfig, *, command: str | None, progress: bool, tracking: Fi
     tracking.start(runs.table, out=runs.out)  # W&B credentials fail here, before the slow steps
     models = model_stage(cfg, runs, timings, warnings)
     choice = choose_stage(cfg, runs, models, timings, warnings, progress=progress)
-    decision = decide_stage(cfg, runs, models, choice, warnings)
+    decision = decide_stage(cfg, runs, models, choice, warnings).for_user(runs.target)
     record = provenance(cfg, command, runs, models, choice, decision)
     result = fit_result(runs, models, choice, decision, record, timings, warnings)
     return emit_stage(cfg, runs, decision, result, record, command=command, tracking=tracking)

@@ -4,7 +4,7 @@ supported point when the evidence is weak, round the weights, and state the pred
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -17,6 +17,7 @@ from analysis.fit_model import Models
 from analysis.paper_data import DATASET as PAPER_DATASET
 from analysis.rounds import joined_name, sweep_names
 from analysis.status import SUPPORTED_LINE, Status
+from analysis.target import Target
 from regmix.mixture import Mixture
 
 
@@ -41,6 +42,35 @@ class Decision:
     cross_check: dict[str, dict[str, float]]
     nearest: float
     """L1 distance from the emitted mixture to the nearest run."""
+
+    def for_user(self, target: Target) -> "Decision":
+        """The same decision with every predicted and observed value in the target's own units
+        (the stages work in `Target.loss`: negated for a maximised target); probabilities keep."""
+        if not target.maximize:
+            return self
+        value = target.user
+        simulated = _evidence_for_user(self.simulated_evidence, target)
+        return replace(
+            self,
+            predicted={k: value(v) for k, v in self.predicted.items()},
+            intervals={k: _span_for_user(v, target) for k, v in self.intervals.items()},
+            best_run={**self.best_run, "loss": value(self.best_run["loss"]), "predicted": value(self.best_run["predicted"])},
+            cross_check={n: {k: value(v) for k, v in c.items()} for n, c in self.cross_check.items()},
+            simulated_evidence=simulated,
+            # `emitted is simulated` means the emitted mixture is the simulated choice: kept so.
+            emitted_evidence=(simulated if self.emitted_evidence is self.simulated_evidence
+                              else _evidence_for_user(self.emitted_evidence, target)),
+        )
+
+
+def _span_for_user(span: tuple[float, float, float], target: Target) -> tuple[float, float, float]:
+    """(low, mean, high) in the user's units: a negation turns the high end into the low one."""
+    low, mean, high = (float(target.user(v)) for v in span)
+    return (high, mean, low) if target.maximize else (low, mean, high)
+
+
+def _evidence_for_user(e: Evidence, target: Target) -> Evidence:
+    return replace(e, difference={k: _span_for_user(v, target) for k, v in e.difference.items()})
 
 
 def propose_hint(cfg: FitAppConfig) -> str:
@@ -72,7 +102,7 @@ def decide_stage(cfg: FitAppConfig, runs: LoadedRuns, models: Models, choice: Ch
     emitted_evidence = evidence(models.ensemble, vector, others, coverage=c.coverage) if status.moved else simulated_evidence
     predicted = _predictions(models.model, vector, simulated if status.moved else None, choice, others)
     nearest = float(nearest_l1(vector, X)[0])
-    _check_outcome(predicted, choice, nearest, warnings)
+    _check_outcome(predicted, runs.target, choice, nearest, warnings)
     return Decision(
         status, line, weak, weights, mixture, simulated_evidence, emitted_evidence, predicted,
         intervals=_intervals(models, {"chosen": vector, **others}, c.coverage),
@@ -139,11 +169,13 @@ def _intervals(models: Models, points: dict[str, np.ndarray], coverage: float) -
     }
 
 
-def _check_outcome(predicted: dict, choice: Choice, nearest: float, warnings: list[str]) -> None:
-    if predicted["chosen"] >= predicted["best_run"]:
+def _check_outcome(predicted: dict, target: Target, choice: Choice, nearest: float, warnings: list[str]) -> None:
+    if predicted["chosen"] >= predicted["best_run"]:  # losses: lower is better here
+        chosen, best = target.user(predicted["chosen"]), target.user(predicted["best_run"])
+        what, side = (f"predicted {target.label}", "above") if target.maximize else ("predicted loss", "below")
         warnings.append(
-            f"the chosen mixture's predicted loss ({predicted['chosen']:.4f}) is not below the best run's "
-            f"({predicted['best_run']:.4f}); the regressor sees no better mixture than one already trained"
+            f"the chosen mixture's {what} ({chosen:.4f}) is not {side} the best run's "
+            f"({best:.4f}); the regressor sees no better mixture than one already trained"
         )
     stats = choice.sim.stats
     if stats.get("screened") and not stats.get("screen_converged"):

@@ -43,8 +43,7 @@ def fit_result(runs: LoadedRuns, models: Models, choice: Choice, decision: Decis
         timings=timings,
         warnings=warnings,
         cross_check=decision.cross_check,
-        details={**_details(runs, models, choice),
-                 "interval_check": (calibration["low"], calibration["high"]) if calibration else None},
+        details={**_details(runs, models, choice), "interval_check": _interval_check(runs, calibration)},
         evidence=provenance.uncertainty,
         intervals=decision.intervals,
         status=decision.status,
@@ -77,13 +76,14 @@ def emit_stage(cfg: FitAppConfig, runs: LoadedRuns, decision: Decision, result: 
 
 def header(cfg: FitAppConfig, out: str, result: FitResult, command: str | None) -> list[str]:
     """The comment lines above the emitted mixture: what it is and how to train on it."""
-    sim, predicted = cfg.simulation, result.predicted
+    sim, predicted, target = cfg.simulation, result.predicted, result.target
     spearman = result.comparison.loc[result.drive, "oof_spearman"]
+    aim = f"Maximises {target.label} (higher is better)" if target.maximize else f"Minimises the {target.label} validation loss"
     return [
         f"Mixture {out!r}, emitted by regmix-fit on {_dt.date.today().isoformat()}.",
-        f"Minimises the {result.target.label} validation loss as predicted by {result.drive} (out-of-fold Spearman "
+        f"{aim} as predicted by {result.drive} (out-of-fold Spearman "
         f"{spearman:.3f}) fitted on {len(result.table)} runs of {result.table.source};",
-        f"{sim.aggregate} of the top {sim.top_k} of {sim.n_candidates:,} candidates from the prior. Predicted loss "
+        f"{sim.aggregate} of the top {sim.top_k} of {sim.n_candidates:,} candidates from the prior. Predicted {target.quantity} "
         f"{predicted['chosen']:.4f} (best run {predicted['best_run']:.4f}, prior {predicted['prior']:.4f}).",
         "",
         f"Train on it:  regmix-train mixture={out} model=<size> ...",
@@ -92,17 +92,25 @@ def header(cfg: FitAppConfig, out: str, result: FitResult, command: str | None) 
     ]
 
 
+def _interval_check(runs: LoadedRuns, calibration: dict | None):
+    """The held-out runs' (low, high) interval bounds, in the target's units."""
+    if not calibration:
+        return None
+    low, high = runs.target.user(calibration["low"]), runs.target.user(calibration["high"])
+    return (high, low) if runs.target.maximize else (low, high)
+
+
 def _details(runs: LoadedRuns, models: Models, choice: Choice) -> dict:
-    """Arrays the report draws from."""
-    comparison, sim, space = models.comparison, choice.sim, runs.space
+    """Arrays the report draws from, in the target's units."""
+    comparison, sim, space, user = models.comparison, choice.sim, runs.space, runs.target.user
     return {
         "folds": comparison.folds,
-        "y": runs.y,
-        "y_test": runs.y_test,
-        "oof": comparison.oof,
-        "test": comparison.test,
+        "y": user(runs.y),
+        "y_test": user(runs.y_test) if runs.y_test is not None else None,
+        "oof": {name: user(p) for name, p in comparison.oof.items()},
+        "test": {name: user(p) for name, p in comparison.test.items()} if comparison.test else comparison.test,
         "top": sim.top,
-        "top_predicted": sim.top_predicted,
+        "top_predicted": user(sim.top_predicted),
         "prior": space.prior,
         "lower": space.lower,
         "upper": space.upper,

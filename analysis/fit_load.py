@@ -18,7 +18,7 @@ from analysis.errors import AnalysisError
 from analysis.regressors import REGRESSORS
 from analysis.report import previous_report
 from analysis.rounds import check_rounds_used, sweep_names
-from analysis.runs_table import DropReport, RawRuns, RunsTable, check_usable, validate_runs
+from analysis.runs_table import DropReport, RawRuns, RunsTable, check_usable, logged_keys, validate_runs
 from analysis.simulate import AGGREGATES
 from analysis.sources import load_runs
 from analysis.round_target import resolve_target, round_records
@@ -58,7 +58,8 @@ class LoadedRuns:
 
     @property
     def y(self) -> np.ndarray:
-        return self.target.values(self.table.losses)
+        """What the fit minimises per run (`Target.loss`: negated for a maximised target)."""
+        return self.target.loss(self.table.losses)
 
     @property
     def X_test(self) -> pd.DataFrame | None:
@@ -66,15 +67,15 @@ class LoadedRuns:
 
     @property
     def y_test(self) -> np.ndarray | None:
-        return self.target.values(self.test_table.losses) if self.test_table is not None else None
+        return self.target.loss(self.test_table.losses) if self.test_table is not None else None
 
 
 def load_stage(cfg: FitAppConfig, warnings: list[str]) -> LoadedRuns:
     """Read and check everything; sets `cfg.report_dir` (the tracker writes there too)."""
     raw = load_runs(cfg.source, sweeps=sweep_names(cfg.sweep), runs_dir=cfg.runs_dir)
     check_usable(raw)  # empty / unreadable / unfinished: say so before anything about the target
-    target = resolve_target(cfg.target, records=round_records(sweep_names(cfg.sweep), cfg.sweeps_dir),
-                            available=logged_domains(raw), sweeps_dir=cfg.sweeps_dir)
+    target = resolve_target(cfg.target, goal=cfg.target_goal, sweeps_dir=cfg.sweeps_dir,
+                            records=round_records(sweep_names(cfg.sweep), cfg.sweeps_dir), available=logged_keys(raw))
     out = cfg.out or f"{cfg.name}_{target.slug}"
     path = mixture_path(out, cfg.mixture_dir)
     check_free(path, cfg.overwrite)
@@ -88,7 +89,7 @@ def load_stage(cfg: FitAppConfig, warnings: list[str]) -> LoadedRuns:
     cfg.report_dir = str(report_dir)  # the tracker's files go there too
     check_settings(cfg)
 
-    table, drops = validate_runs(raw, required_losses=target.domains, allow_mixed=cfg.allow_mixed)
+    table, drops = validate_runs(raw, required_losses=target.domains, allow_mixed=cfg.allow_mixed, goal=target.goal)
     check_rounds_used(sweep_names(cfg.sweep), raw, drops)
     test_table = test_drops = None
     if cfg.test.kind != "none":
@@ -97,19 +98,15 @@ def load_stage(cfg: FitAppConfig, warnings: list[str]) -> LoadedRuns:
     return LoadedRuns(raw, table, drops, target, out, path, report_dir, space, budget_caps, test_table, test_drops)
 
 
-def logged_domains(raw: RawRuns) -> list[str]:
-    """Domains some run reported a loss for (NaN included: validation names those runs)."""
-    return list(raw.losses.columns)
-
-
 def _load_test(cfg: FitAppConfig, target: Target, domains: list[str], train_location: str) -> tuple[RunsTable, DropReport]:
     raw = load_runs(cfg.test)
     if raw.location == train_location:
         raise AnalysisError(f"the test source is the training source ({raw.location}); point test.root / test.mixtures at held-out runs")
-    missing = [d for d in target.domains if d not in logged_domains(raw)]
+    missing = [d for d in target.domains if d not in logged_keys(raw)]
     if missing:
-        raise AnalysisError(f"the test runs ({raw.location}) logged no loss for target domain(s) {missing}")
-    table, drops = validate_runs(raw, required_losses=target.domains, allow_mixed=cfg.allow_mixed, min_runs=2)
+        raise AnalysisError(f"the test runs ({raw.location}) logged no value for target key(s) {missing}")
+    table, drops = validate_runs(raw, required_losses=target.domains, allow_mixed=cfg.allow_mixed, min_runs=2,
+                                 goal=target.goal)
     if set(table.domains) != set(domains):
         only_train = sorted(set(domains) - set(table.domains))
         only_test = sorted(set(table.domains) - set(domains))

@@ -94,7 +94,7 @@ def provenance(cfg: FitAppConfig, command: str | None, runs: LoadedRuns, models:
             {"count": len(runs.test_table), "label": runs.test_table.source, "table_sha256": runs.test_table.sha256()}
             if runs.test_table is not None else None
         ),
-        target={"label": runs.target.label, "weights": runs.target.weights},
+        target={"label": runs.target.label, "weights": runs.target.weights, "goal": runs.target.goal},
         regressor={
             "name": models.drive,
             "why": models.why,

@@ -85,7 +85,8 @@ def _intervals(result, path: Path) -> None:
     ax2.errorbar(np.arange(len(labels)), values[:, 1], yerr=[values[:, 1] - values[:, 0], values[:, 2] - values[:, 1]],
                  fmt="o", capsize=4)
     ax2.set_xticks(np.arange(len(labels)), [k.replace("_", " ") for k in labels])
-    ax2.set(title=f"predicted loss (status: {result.status})", ylabel=f"{result.target.label} loss")
+    ax2.set(title=f"predicted {result.target.quantity} (status: {result.status})",
+            ylabel=f"{result.target.label}" + (" (higher is better)" if result.target.maximize else " loss"))
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
     plt.close(fig)

@@ -29,7 +29,7 @@ from analysis.propose_config import ProposeAppConfig
 from analysis.regressors import REGRESSORS, build_regressor
 from analysis.round_target import resolve_target, round_records
 from analysis.rounds import check_rounds_used, sweep_names
-from analysis.runs_table import DropReport, RunsTable, check_usable, validate_runs
+from analysis.runs_table import DropReport, RunsTable, check_usable, logged_keys, validate_runs
 from analysis.sources import load_runs
 from analysis.target import Target
 from regmix.sampler import INDEX_COLUMN
@@ -126,6 +126,15 @@ def _candidates(cfg: ProposeAppConfig, table: RunsTable, parents: dict[str, Swee
     return drawn[keep], None, record
 
 
+def _metric(target: Target, raw) -> str | None:
+    """The W&B summary key of a single-key target that is not a domain's loss (a domain's loss is
+    `val/<domain>/loss`, which `write_sweep` names itself); None otherwise."""
+    key = target.domains[0]
+    if len(target.domains) > 1 or (key in raw.losses.columns and not target.maximize):
+        return None
+    return key
+
+
 def ensemble_for(cfg: ProposeAppConfig, n_runs: int) -> BaggedRegressor:
     """The bagged ensemble of `acquisition.regressor` (hyperparameters from `regressor.*`)."""
     a = cfg.acquisition
@@ -151,8 +160,9 @@ def run_propose(cfg: ProposeAppConfig, *, command: str | None = None) -> Propose
     raw = load_runs(cfg.source, sweeps=names, runs_dir=cfg.runs_dir)
     check_usable(raw)
     parents = round_records(names, cfg.out_dir)
-    target = resolve_target(cfg.target, records=parents, available=list(raw.losses.columns), sweeps_dir=cfg.out_dir)
-    table, drops = validate_runs(raw, required_losses=target.domains, allow_mixed=cfg.allow_mixed)
+    target = resolve_target(cfg.target, goal=cfg.target_goal, records=parents, available=logged_keys(raw),
+                            sweeps_dir=cfg.out_dir)
+    table, drops = validate_runs(raw, required_losses=target.domains, allow_mixed=cfg.allow_mixed, goal=target.goal)
     check_rounds_used(names, raw, drops)
     recorded_domains = next((p.domains for p in parents.values() if p.domains), None)
     domains = list(recorded_domains) if recorded_domains and set(recorded_domains) == set(table.domains) else table.domains
@@ -161,7 +171,7 @@ def run_propose(cfg: ProposeAppConfig, *, command: str | None = None) -> Propose
     timings["load_s"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    y = target.values(table.losses)
+    y = target.loss(table.losses)  # lower is better (negated for a maximised target)
     ensemble = ensemble_for(cfg, len(table)).fit(table.weights[domains], y)
     members = predict_members(ensemble, candidates, cfg.acquisition.chunk_rows)
     a = cfg.acquisition
@@ -173,7 +183,8 @@ def run_propose(cfg: ProposeAppConfig, *, command: str | None = None) -> Propose
 
     proposal = pd.DataFrame(candidates[batch.picks], columns=domains)
     proposal.insert(0, INDEX_COLUMN, np.arange(len(proposal), dtype=np.int64))
-    predicted = pd.DataFrame({"mean": batch.mean, "sd": batch.sd}, index=proposal[INDEX_COLUMN])
+    best_observed = float(target.user(np.min(y)))  # the record and the summary speak the target's units
+    predicted = pd.DataFrame({"mean": target.user(batch.mean), "sd": batch.sd}, index=proposal[INDEX_COLUMN])
     if labels is not None:
         predicted["pool_row"] = labels[batch.picks]
     first = parents.get(names[0])
@@ -196,11 +207,12 @@ def run_propose(cfg: ProposeAppConfig, *, command: str | None = None) -> Propose
         "acquisition": {**asdict(a), "ensemble": f"{a.n_bags} bootstrap bags of {a.regressor}",
                         "min_distance_used": batch.min_distance},
         "candidates": origin,
-        "predicted": {"best_observed": float(np.min(y)), "mean": batch.mean.tolist(), "sd": batch.sd.tolist()},
+        "predicted": {"best_observed": best_observed, "mean": predicted["mean"].tolist(), "sd": batch.sd.tolist()},
     }
     # The target as named (one key, or the weights): the next round reads it back (round_target).
     outputs = write_sweep(proposal, sweep=cfg.out, record=record, out_dir=cfg.out_dir, fixed=fixed,
-                          target=target.recorded, overwrite=cfg.overwrite, key="out")
+                          target=target.recorded, target_goal=target.goal, metric=_metric(target, raw),
+                          overwrite=cfg.overwrite, key="out")
     return ProposeResult(
         outputs=outputs,
         table=proposal,
@@ -209,7 +221,7 @@ def run_propose(cfg: ProposeAppConfig, *, command: str | None = None) -> Propose
         runs=table,
         drops=drops,
         n_candidates=len(candidates),
-        best_observed=float(np.min(y)),
+        best_observed=best_observed,
         notes=batch.notes,
         timings=timings,
     )
@@ -220,7 +232,8 @@ def summary_text(result: ProposeResult) -> str:
     out = list(result.drops.lines())
     p = result.predicted
     out.append(
-        f"proposed {len(result.table)} of {result.n_candidates} candidates for {result.target.label}: "
+        f"proposed {len(result.table)} of {result.n_candidates} candidates for {result.target.label}"
+        f"{' (higher is better)' if result.target.maximize else ''}: "
         f"predicted {p['mean'].min():.4f}..{p['mean'].max():.4f} (sd up to {p['sd'].max():.4f}); "
         f"best trained run {result.best_observed:.4f}"
     )

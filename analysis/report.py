@@ -95,7 +95,8 @@ def evidence_line(result) -> str:
     for name, p in e["probability_beats"].items():
         d = e["loss_difference"][name]
         parts.append(f"{name.replace('_', ' ')} {p:.0%} (diff {d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}])")
-    return f"P(chosen beats) {', '.join(parts)}; {e['coverage']:.0%} intervals over {e['members']} bagged members"
+    units = f"; diffs in {result.target.label}, higher is better" if result.target.maximize else ""
+    return f"P(chosen beats) {', '.join(parts)}; {e['coverage']:.0%} intervals over {e['members']} bagged members{units}"
 
 
 def uncertainty_lines(result) -> list[str]:
@@ -132,9 +133,10 @@ def summary_text(result) -> str:
     if result.test_drops is not None:
         out.extend(result.test_drops.lines())
     header, rows = comparison_rows(result.comparison)
-    out += ["", f"target: {result.target.label}", markdown_table(header, rows), ""]
+    goal = f" (maximize: {result.target.better})" if result.target.maximize else ""
+    out += ["", f"target: {result.target.label}{goal}", markdown_table(header, rows), ""]
     out.append(f"driving regressor: {result.drive} ({result.drive_reason})")
-    out.append(markdown_table(["mixture", "predicted loss", ""], predicted_rows(result)))
+    out.append(markdown_table(["mixture", f"predicted {result.target.quantity}", ""], predicted_rows(result)))
     top = sorted(result.mixture.items(), key=lambda kv: -kv[1])
     out.append("chosen: " + ", ".join(f"{d} {w:.4f}" for d, w in top if w > 0))
     out += uncertainty_lines(result)
@@ -230,7 +232,7 @@ def write_report_text(result) -> Path:
     lines = [
         TITLE.format(name=result.emitted.stem),
         "",
-        f"Target: **{result.target.label}** validation loss. {_mixture_line(result)}",
+        f"Target: **{result.target.label}** {result.target.reading}. {_mixture_line(result)}",
         "",
         "## Runs",
         "",
@@ -252,7 +254,7 @@ def write_report_text(result) -> Path:
         "",
         *[f"**{line}**" if line.startswith("status") else line for line in uncertainty_lines(result)],
         "",
-        f"Predicted loss by {result.evidence.get('bags', '?')} bootstrap members: mean and "
+        f"Predicted {result.target.quantity} by {result.evidence.get('bags', '?')} bootstrap members: mean and "
         f"{result.evidence.get('emitted', {}).get('coverage', 0.8):.0%} interval.",
         "",
         markdown_table(["mixture", "mean", "low", "high"], interval_rows(result)),
@@ -264,9 +266,10 @@ def write_report_text(result) -> Path:
         "",
         *constraint_lines(result.constraints),
         "",
-        f"## Predicted {result.target.label} loss (by {result.drive})",
+        (f"## Predicted {result.target.label} (by {result.drive}; higher is better)" if result.target.maximize
+         else f"## Predicted {result.target.label} loss (by {result.drive})"),
         "",
-        markdown_table(["mixture", "predicted loss", ""], predicted_rows(result)),
+        markdown_table(["mixture", f"predicted {result.target.quantity}", ""], predicted_rows(result)),
         "",
         "Cross-check, the same mixtures as every compared regressor predicts them:",
         "",

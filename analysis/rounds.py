@@ -56,12 +56,13 @@ def concat_raw(parts: Sequence[RawRuns], names: Sequence[str], *, source: str) -
     """Raw runs of several rounds as one table; ids become `<round>/<id>` when there are several."""
     if len(parts) == 1:
         return parts[0]
-    runs, weights, losses, dropped = [], [], [], []
+    runs, weights, losses, metrics, dropped = [], [], [], [], []
     for name, raw in zip(names, parts):
         rename = {i: f"{name}/{i}" for i in raw.weights.index}
         runs.append(raw.runs.rename(index=rename))
         weights.append(raw.weights.rename(index=rename))
         losses.append(raw.losses.rename(index=rename))
+        metrics.append((raw.metrics if raw.metrics is not None else pd.DataFrame(index=raw.losses.index)).rename(index=rename))
         dropped.extend((f"{name}/{i}", reason, detail) for i, reason, detail in raw.dropped)
         # A record without its sweep name still belongs to the round it was read from.
         runs[-1]["sweep"] = runs[-1]["sweep"].where(runs[-1]["sweep"].notna(), name)
@@ -71,6 +72,7 @@ def concat_raw(parts: Sequence[RawRuns], names: Sequence[str], *, source: str) -
         runs=pd.concat(runs),
         weights=pd.concat(weights).astype(np.float64),
         losses=pd.concat(losses).astype(np.float64),
+        metrics=pd.concat(metrics).astype(np.float64),
         prior=prior,
         dropped=dropped,
         location=" + ".join(raw.location for raw in parts),

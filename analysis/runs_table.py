@@ -57,8 +57,12 @@ class RawRuns:
     runs: pd.DataFrame
     weights: pd.DataFrame
     losses: pd.DataFrame
+    """Per-domain validation losses (cross-entropies, nats/token), by domain."""
     prior: dict[str, float] | None = None
     """The corpus token prior when the source knows it (local records carry token counts)."""
+    metrics: pd.DataFrame | None = None
+    """Other numeric results by key (W&B summary keys, CSV columns beside the losses): targets
+    too (`target=<key>`); validation carries the ones a target names into the table's values."""
     dropped: list[tuple[str, str, str]] = field(default_factory=list)
     """(run id, reason, detail) for rows the source itself could not read."""
     location: str = ""
@@ -159,6 +163,13 @@ def _no_runs_left(report: DropReport, raw: RawRuns, what: str) -> AnalysisError:
     return AnalysisError(f"{what} in {raw.location or raw.source}: {summary}")
 
 
+def logged_keys(raw: RawRuns) -> list[str]:
+    """Keys some run logged a value for, a target may name: domain losses, then other metrics
+    (NaN included: validation names those runs)."""
+    metrics = [] if raw.metrics is None else [k for k in raw.metrics.columns if k not in raw.losses.columns]
+    return [*raw.losses.columns, *metrics]
+
+
 def check_usable(raw: RawRuns) -> DropReport:
     """Raise `AnalysisError` when `raw` has no runs, none readable or none finished; else start
     the drop report with what the source itself could not read."""
@@ -188,11 +199,15 @@ def validate_runs(
     required_losses: Sequence[str],
     allow_mixed: bool = False,
     min_runs: int = MIN_RUNS,
+    goal: str = "minimize",
 ) -> tuple[RunsTable, DropReport]:
     """Validate `raw` into a `RunsTable` (see the module docstring); raise `AnalysisError` when
-    nothing usable is left, naming what went wrong with which runs and the fix."""
+    nothing usable is left, naming what went wrong with which runs and the fix.
+
+    `required_losses` are the target's keys: domain losses, or metrics of `raw.metrics` (carried
+    into the table's `losses`). With `goal='minimize'` the domain losses among them must be >= 0."""
     report = check_usable(raw)
-    runs, weights, losses = raw.runs, raw.weights, raw.losses
+    runs, weights, losses = raw.runs, raw.weights, _with_metrics(raw, required_losses)
     ids = weights.index
     if ids.has_duplicates:
         dup = ids.duplicated(keep="first")
@@ -246,7 +261,8 @@ def validate_runs(
     ]
     _drop(report, bad_loss, ids, "missing or non-finite target loss (NaN/inf)", loss_details)
     keep &= ~bad_loss
-    _refuse_implausible(raw, ids[keep], target_losses[keep], list(required_losses))
+    cross_entropy = [k in raw.losses.columns and goal == "minimize" for k in required_losses]
+    _refuse_implausible(raw, ids[keep], target_losses[keep], list(required_losses), np.array(cross_entropy, dtype=bool))
 
     if not np.any(keep):
         raise _no_runs_left(report, raw, "no usable runs")
@@ -276,11 +292,20 @@ def validate_runs(
     return table, report
 
 
-def _refuse_implausible(raw: RawRuns, ids: pd.Index, values: np.ndarray, keys: list[str]) -> None:
-    """Refuse a loss no run can have: negative (a cross-entropy is >= 0) or beyond MAX_ABS_TARGET."""
+def _with_metrics(raw: RawRuns, keys: Sequence[str]) -> pd.DataFrame:
+    """The losses, plus the metrics among `keys` that are not losses (a target may name either)."""
+    if raw.metrics is None:
+        return raw.losses
+    extra = [k for k in keys if k not in raw.losses.columns and k in raw.metrics.columns]
+    return pd.concat([raw.losses, raw.metrics[extra].reindex(raw.losses.index)], axis=1) if extra else raw.losses
+
+
+def _refuse_implausible(raw: RawRuns, ids: pd.Index, values: np.ndarray, keys: list[str],
+                        cross_entropy: np.ndarray) -> None:
+    """Refuse a value no run can have: beyond MAX_ABS_TARGET, or a negative cross-entropy."""
     for what, bad in (
         (f"beyond {MAX_ABS_TARGET:g} in size, no measurement", np.abs(values) >= MAX_ABS_TARGET),
-        ("negative, and a cross-entropy loss never is", values < 0),
+        ("negative, and a cross-entropy loss never is", (values < 0) & cross_entropy[None, :]),
     ):
         if bad.any():
             row, col = np.argwhere(bad)[0]

@@ -113,6 +113,7 @@ def summary_values(result: "FitResult") -> dict[str, Any]:
     """Scalars for the run summary: the choice, its predicted losses and each regressor's scores."""
     out: dict[str, Any] = {
         "target": result.target.label,
+        "target/goal": result.target.goal,
         "drive": result.drive,
         "drive_reason": result.drive_reason,
         **{f"predicted/{k}": v for k, v in result.predicted.items()},
@@ -125,7 +126,7 @@ def summary_values(result: "FitResult") -> dict[str, Any]:
         "emitted/name": result.emitted.stem,
         "emitted/nearest_run_l1": result.simulation.get("nearest_run_l1"),
         "warnings": len(result.warnings),
-        "status": result.status,
+        "status": str(result.status),
         "status_line": result.status_line,
         "interval_coverage": result.evidence.get("interval_coverage"),
     }

@@ -65,6 +65,9 @@ class RunRecord:
     """domain -> weight the run trained on."""
     val_loss: dict[str, Any] = field(default_factory=dict)
     """domain -> mean cross-entropy on its validation slice (nats/token); finished runs."""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    """Other numeric results by summary key (e.g. a downstream accuracy a W&B run logged), so a
+    fit can target them (`target=<key> target_goal=maximize`); empty for regmix-train's runs."""
     tokens: Optional[int] = None
     """Training tokens seen."""
     model: Optional[str] = None

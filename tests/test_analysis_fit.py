@@ -122,7 +122,7 @@ def test_existing_mixture_is_kept_unless_overwrite(tmp_path, local_runs):
         ("simulation.top_k=0", r"simulation.top_k=0 must be between 1 and"),
         ("simulation.caps={nope: 0.5}", r"simulation.caps names unknown domain\(s\) \['nope'\]"),
         ("simulation.minimums={d00: 0.7, d01: 0.7}", r"simulation.minimums sum to 1.4"),
-        ("target=nope", r"target names domain\(s\) \['nope'\] that no run logged"),
+        ("target=nope", r"target names key\(s\) \['nope'\] that no run logged"),
         ("out=a/b", r"out='a/b' is not a usable mixture name"),
     ],
 )

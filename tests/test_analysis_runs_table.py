@@ -133,7 +133,7 @@ def test_targets_one_domain_a_list_or_weights():
     assert weighted.weights == {"a": 0.75, "b": 0.25} and weighted.values(losses).tolist() == [1.5, 2.75]
     with pytest.raises(AnalysisError, match=r"no target given: set target=<domain> \(one of \['a', 'b'\]\)"):
         parse_target(None, ["a", "b"])
-    with pytest.raises(AnalysisError, match=r"target names domain\(s\) \['c'\] that no run logged"):
+    with pytest.raises(AnalysisError, match=r"target names key\(s\) \['c'\] that no run logged"):
         parse_target({"a": 1, "c": 1}, ["a", "b"])
     with pytest.raises(AnalysisError, match="finite weights >= 0"):
         parse_target({"a": -1}, ["a", "b"])

@@ -2,6 +2,8 @@
 
 Column names map to domain names by stripping a prefix/suffix and applying `rename`, so the
 paper's released data (`train_the_pile_<d>`, `metric/the_pile_<d>_val_loss`) loads as `<d>`.
+The losses table's other numeric columns are kept by their own names as metrics (a target may
+name one, e.g. a downstream accuracy with `target_goal=maximize`).
 """
 
 from __future__ import annotations
@@ -80,6 +82,14 @@ def _numeric(frame: pd.DataFrame, what: str, path: str) -> pd.DataFrame:
     return out.astype(np.float64)
 
 
+def _metric_columns(frame: pd.DataFrame, *, taken: set[str]) -> pd.DataFrame:
+    """The losses table's other numeric columns, by their own names: metrics a target may name
+    (`target=<column>`). Text columns (notes, labels) are left out; a name a domain took is too."""
+    out = frame.apply(pd.to_numeric, errors="coerce")
+    numeric = [c for c in frame.columns if c not in taken and out[c].isna().sum() == frame[c].isna().sum()]
+    return out[numeric].astype(np.float64)
+
+
 def load_csv_runs(
     *,
     mixtures: str | None,
@@ -107,12 +117,13 @@ def load_csv_runs(
     lmap = _domain_columns(los, prefix=loss_prefix, suffix=loss_suffix, rename=rename, key="loss", path=losses)
     weights = _numeric(mix[list(wmap)].rename(columns=wmap), "weight", mixtures)
     loss = _numeric(los[list(lmap)].rename(columns=lmap), "loss", losses)
+    metrics = _metric_columns(los.drop(columns=list(lmap)), taken=set(lmap.values()))
 
     dropped = [(i, "no row in the losses table", "") for i in weights.index.difference(loss.index)]
     dropped += [(i, "no row in the mixtures table", "") for i in loss.index.difference(weights.index)]
     ids = weights.index[weights.index.isin(loss.index)]
     weights, loss = weights.loc[ids], loss.loc[loss.index.isin(ids)]
-    loss = loss.reindex(ids)
+    loss, metrics = loss.reindex(ids), metrics.reindex(ids)
 
     runs = pd.DataFrame(index=ids, columns=list(META_COLUMNS), dtype=object)
     runs["source"] = label
@@ -124,6 +135,7 @@ def load_csv_runs(
         runs=runs,
         weights=weights,
         losses=loss,
+        metrics=metrics,
         dropped=dropped,
         location=f"{mixtures} + {losses}",
     )

@@ -71,6 +71,7 @@ def records_to_raw(
         runs=runs,
         weights=frame("mixture"),
         losses=frame("val_loss"),
+        metrics=frame("metrics"),
         prior=_prior(records),
         dropped=list(dropped or []),
         location=location,

@@ -306,6 +306,9 @@ def record_from_run(
             val_loss[domain] = loss
     if not val_loss:
         return None, "no val/<domain>/loss in the run summary"
+    # Every other number in the summary is a metric a fit may target (W&B's own keys, '_...', aside).
+    metrics = {str(k): v for k, v in summary.items()
+               if not str(k).startswith("_") and parse_val_loss_key(k) is None and _as_float(v) is not None}
     tokens = _as_float(summary.get(TOKENS_KEY, summary.get("train/tokens")))
     model = config.get("model")
     # Under `wandb agent`, a swept parameter named like a config group replaces the dict.
@@ -319,6 +322,7 @@ def record_from_run(
         mixture_name=mixture_cfg.get("name"),
         mixture=mixture.to_dict(),
         val_loss=val_loss,
+        metrics={k: float(v) for k, v in metrics.items()},
         tokens=int(tokens) if tokens is not None else None,
         model=None if model_name is None else str(model_name),
         n_params=config.get("n_params"),

@@ -1,0 +1,96 @@
+"""Metrics to maximise, any key: `target=<key> target_goal=maximize` on a CSV swarm of accuracies
+(higher is better) emits the mixture with the highest predicted accuracy, says so, and writes the
+goal into the next round's W&B sweep spec."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from omegaconf import OmegaConf
+
+from analysis.errors import AnalysisError
+from analysis.fit import run_fit
+from analysis.propose import run_propose
+from analysis.report import summary_text
+from tests.support.synthetic_runs import draw_mixtures, linear_loss
+from tests.test_analysis_fit import FAST, compose_fit
+from tests.test_propose import compose_propose
+
+DOMAINS = 5
+
+
+def accuracy_swarm(root: Path, n: int = 40) -> tuple[list[str], np.ndarray]:
+    """Mixtures and a downstream accuracy that rises with each domain's known gain, beside
+    per-domain loss columns (`loss_<domain>`): the accuracy is a column, not a loss."""
+    truth = linear_loss(DOMAINS, seed=3)
+    weights = draw_mixtures(n, truth.domains, seed=0)
+    rng = np.random.default_rng(0)
+    accuracy = 0.2 + 0.5 * weights @ truth.gain + rng.normal(scale=0.001, size=n)
+    index = pd.Index(np.arange(n), name="index")
+    pd.DataFrame(weights, columns=truth.domains, index=index).to_csv(root / "mixtures.csv")
+    losses = pd.DataFrame({f"loss_{d}": 3.0 - w for d, w in zip(truth.domains, weights.T)}, index=index)
+    losses["accuracy"] = accuracy
+    losses["notes"] = "run ok"  # a text column is no metric: it is left out, not an error
+    losses.to_csv(root / "losses.csv")
+    return truth.domains, truth.gain
+
+
+def csv_source(root: Path) -> list[str]:
+    return ["source=csv", f"source.mixtures={root / 'mixtures.csv'}", f"source.losses={root / 'losses.csv'}",
+            "source.loss_prefix=loss_", "target=accuracy"]
+
+
+def fit(root: Path, *items: str):
+    # The driver's own top k, no trust region: "highest predicted" is then literal.
+    overrides = [*csv_source(root), f"mixture_dir={root / 'mix'}", f"report_dir={root / 'rep'}", "overwrite=true",
+                 *FAST, "regressor=linear", "choice.objective=driver", "choice.trust_radius=-1", *items]
+    return run_fit(compose_fit(overrides), progress=False)
+
+
+def test_a_maximised_accuracy_emits_the_mixture_with_the_highest_predicted_accuracy(tmp_path):
+    domains, gain = accuracy_swarm(tmp_path)
+    result = fit(tmp_path, "target_goal=maximize")
+    assert result.target.maximize and result.target.weights == {"accuracy": 1.0}
+    p = result.predicted  # in the user's units: accuracies
+    assert p["chosen"] > max(p["prior"], p["uniform"], p["best_run"])
+    assert result.best_run["loss"] == pytest.approx(result.details["y"].max())  # the best run is the most accurate
+    chosen = result.mixture.vector(domains)
+    assert np.argmax(chosen) == np.argmax(gain), "most weight on the domain that raises accuracy most"
+    text = summary_text(result)
+    assert "target: accuracy (maximize: higher is better)" in text and "predicted accuracy" in text
+    report = (result.report_dir / "report.md").read_text()
+    assert "**accuracy** (maximized: higher is better)" in report and "higher is better" in report
+    emitted = OmegaConf.load(result.emitted)
+    assert emitted.provenance.target.goal == "maximize"
+    assert emitted.provenance.predicted_loss.chosen == pytest.approx(p["chosen"])
+    assert result.emitted.read_text().splitlines()[1].startswith("# Maximises accuracy (higher is better)")
+    # Minimising the same column goes the other way: the sign is applied, in one place.
+    lowest = fit(tmp_path, "target_goal=minimize", "out=low")
+    assert np.argmax(lowest.mixture.vector(domains)) == np.argmin(gain)
+    assert lowest.predicted["chosen"] < np.median(lowest.details["y"]) < p["chosen"]
+
+
+def test_a_maximised_round_writes_its_goal_into_the_sweep_spec(tmp_path):
+    domains, _ = accuracy_swarm(tmp_path)
+    prior = "{" + ", ".join(f"{d}: 1" for d in domains) + "}"
+    cfg = compose_propose([*csv_source(tmp_path), "target_goal=maximize", f"out_dir={tmp_path / 'sweeps'}", "out=r1",
+                           "k=4", "n_candidates=2000", "acquisition.n_bags=4", f"simulation.prior={prior}"])
+    result = run_propose(cfg)
+    spec = yaml.safe_load((tmp_path / "sweeps" / "r1.yaml").read_text())
+    assert spec["metric"] == {"name": "accuracy", "goal": "maximize"}
+    record = json.loads((tmp_path / "sweeps" / "r1.sampler.json").read_text())
+    assert record["target"] == "accuracy" and record["target_goal"] == "maximize"
+    assert record["predicted"]["best_observed"] == pytest.approx(result.runs.losses["accuracy"].max())
+
+
+def test_a_goal_outside_wandbs_words_or_mixed_goals_are_refused(tmp_path):
+    accuracy_swarm(tmp_path)
+    with pytest.raises(AnalysisError, match=r"target_goal='max' is unknown; use one of \['minimize', 'maximize'\]"):
+        fit(tmp_path, "target_goal=max")
+    with pytest.raises(AnalysisError, match=r"mixes goals; a weighted target combines keys of one goal"):
+        fit(tmp_path, "target={accuracy: 1, d00: 1}", "target_goal={accuracy: maximize, d00: minimize}")
