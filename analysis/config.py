@@ -267,10 +267,9 @@ class FitAppConfig:
     ('target={pile_cc: 3, wikipedia_en: 1}'); weights are normalised, so the target is a
     weighted mean. None = the target the
     sweeps recorded in <sweeps_dir>/<sweep>.sampler.json (refused if they differ)."""
-    target_goal: Any = None
+    target_goal: Optional[str] = None
     """'minimize' (losses; the default) or 'maximize' (e.g. an accuracy): W&B's metric.goal words,
-    one goal for every key of a weighted target (a mapping key -> goal is accepted when they all
-    agree). None = the goal the sweeps recorded, else minimize."""
+    one goal for every key of a weighted target. None = the goal the sweeps recorded, else minimize."""
     sweeps_dir: str = "sweeps"
     """Where the sweeps' files are (regmix-sample's and regmix-propose's out_dir): their
     recorded target is used when `target` is not given."""

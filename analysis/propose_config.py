@@ -55,10 +55,9 @@ class ProposeAppConfig:
     target: Any = None
     """Loss to minimise (as in regmix-fit); None = the target the parent sweeps recorded in
     <out_dir>/<sweep>.sampler.json (refused if they differ). Recorded in the new sweep's record."""
-    target_goal: Any = None
+    target_goal: Optional[str] = None
     """'minimize' (losses; the default) or 'maximize' (e.g. an accuracy): W&B's metric.goal words,
-    one goal for every key of a weighted target (a mapping key -> goal is accepted when they all
-    agree). None = the goal the sweeps recorded, else minimize."""
+    one goal for every key of a weighted target. None = the goal the sweeps recorded, else minimize."""
     candidates: Optional[str] = None
     """Pool mode: a mixtures table (CSV: `index`, then one weight column per domain, the runs'
     domains exactly) to choose the batch from; None = draw candidates with RegMix's generator

@@ -8,6 +8,7 @@ the two spellings equal).
 
 from __future__ import annotations
 
+from regmix.metrics import METRIC_GOALS
 from regmix.settings_check import OneOf, Range, Relation, under
 from regmix.settings_rules import SAMPLER
 
@@ -18,6 +19,8 @@ ACQUISITIONS = ("thompson", "lcb", "random")
 SOURCE_KINDS = ("local", "csv", "wandb")
 DATASETS = ("regmix-paper",)
 TRACKER_MODES = ("disabled", "offline", "online")
+#: W&B's metric.goal words (a light import: no regressor library behind it).
+TARGET_GOALS = METRIC_GOALS
 
 WANDB_SOURCE = (
     Range("per_page", 1),
@@ -127,6 +130,7 @@ FIT_APP = (
     *under("choice", CHOICE),
     *under("tracker", FIT_TRACKER),
     Range("weight_decimals", 1, 9, note=" (4 = a 1e-4 grid)"),
+    OneOf("target_goal", TARGET_GOALS, optional=True, note=" (W&B's metric.goal; null = the sweeps' recorded goal)"),
 )
 
 ACQUISITION = (
@@ -150,4 +154,5 @@ PROPOSE_APP = (
              "draw at least k candidates (n_candidates >= k), or give a pool (candidates=<csv>)", skip_none=False),
     Range("seed", 0),
     Range("weight_decimals", 1, 9, note=" (4 = a 1e-4 grid)"),
+    OneOf("target_goal", TARGET_GOALS, optional=True, note=" (W&B's metric.goal; null = the sweeps' recorded goal)"),
 )

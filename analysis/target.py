@@ -110,12 +110,6 @@ def parse_goal(goal: Any) -> str:
     """`goal` checked against W&B's words; None is the default (minimize)."""
     if goal is None:
         return DEFAULT_GOAL
-    if isinstance(goal, Mapping):  # a goal per key: allowed only when they agree
-        goals = set(map(str, goal.values()))
-        if len(goals) != 1:
-            raise AnalysisError(f"target_goal={dict(goal)} mixes goals; a weighted target combines keys of one goal "
-                                "(negate a metric in its source, or fit the goals one at a time)")
-        goal = goals.pop()
     if goal not in METRIC_GOALS:
         raise AnalysisError(f"target_goal={goal!r} is unknown; use one of {list(METRIC_GOALS)} (W&B's metric.goal)")
     return str(goal)

@@ -17,6 +17,8 @@ from analysis.errors import AnalysisError
 from analysis.fit import run_fit
 from analysis.propose import run_propose
 from analysis.report import summary_text
+from analysis.round_target import resolve_target
+from regmix.sweep.record import SweepRecord
 from tests.support.synthetic_runs import draw_mixtures, linear_loss
 from tests.test_analysis_fit import FAST, compose_fit
 from tests.test_propose import compose_propose
@@ -88,9 +90,13 @@ def test_a_maximised_round_writes_its_goal_into_the_sweep_spec(tmp_path):
     assert record["predicted"]["best_observed"] == pytest.approx(result.runs.losses["accuracy"].max())
 
 
-def test_a_goal_outside_wandbs_words_or_mixed_goals_are_refused(tmp_path):
+def test_a_goal_outside_wandbs_words_or_rounds_of_mixed_goals_are_refused(tmp_path):
     accuracy_swarm(tmp_path)
     with pytest.raises(AnalysisError, match=r"target_goal='max' is unknown; use one of \['minimize', 'maximize'\]"):
         fit(tmp_path, "target_goal=max")
-    with pytest.raises(AnalysisError, match=r"mixes goals; a weighted target combines keys of one goal"):
-        fit(tmp_path, "target={accuracy: 1, d00: 1}", "target_goal={accuracy: maximize, d00: minimize}")
+    # One key, two goals: which way is better is the user's call, never the first round's.
+    records = {"r0": SweepRecord(sweep="r0", target="accuracy", target_goal="maximize"),
+               "r1": SweepRecord(sweep="r1", target="accuracy", target_goal="minimize")}
+    with pytest.raises(AnalysisError, match=r"the rounds record different targets \(r0: accuracy \(maximize\); r1: accuracy\)"):
+        resolve_target(None, records=records, available=["accuracy"])
+    assert resolve_target(None, goal="maximize", records=records, available=["accuracy"]).maximize
