@@ -55,6 +55,11 @@ class Comparison:
     test: dict[str, np.ndarray] = field(default_factory=dict)
     models: dict = field(default_factory=dict)
     folds: int = 0
+    fold_models: dict = field(default_factory=dict)
+    """Per regressor, its K fold models: model k was fitted without the runs of fold k (kept for
+    the CV+ predictive distribution, analysis.predictive, at no extra fit)."""
+    fold_of: np.ndarray | None = None
+    """The fold each run was held out in, shape (n,)."""
 
 
 def compare_regressors(
@@ -92,8 +97,12 @@ def compare_regressors(
     with parallel_config(backend="threading"):
         done = Parallel(n_jobs=n_jobs)(delayed(fit_one)(name, fold) for name, fold in tasks)
     rows, result = {}, Comparison(table=pd.DataFrame(), folds=k)
+    result.fold_of = np.empty(len(y), dtype=np.int64)
+    for fold, (_, held) in enumerate(splits):
+        result.fold_of[held] = fold
     for name in estimators:
         oof, seconds = np.empty(len(y), dtype=np.float64), 0.0
+        result.fold_models[name] = [None] * k
         for task_name, fold, model, predicted, elapsed in done:
             if task_name != name:
                 continue
@@ -102,6 +111,7 @@ def compare_regressors(
                 result.models[name] = model
             else:
                 oof[splits[fold][1]] = predicted
+                result.fold_models[name][fold] = model
         row = {f"oof_{m}": v for m, v in scores(y, oof).items()}
         result.oof[name] = oof
         if X_test is not None and y_test is not None:

@@ -92,6 +92,26 @@ def _intervals(result, path: Path) -> None:
     plt.close(fig)
 
 
+def reliability_plot(scores, path: Path) -> Path:
+    """Reliability diagram of P(a beats b) (`analysis.calibration.CalibrationScores`): per bin,
+    the mean predicted P against the observed frequency; the diagonal is perfect calibration."""
+    bins = [b for b in scores.bins if b["pairs"]]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 4))
+    ax1.plot([0, 1], [0, 1], color="grey", lw=1)
+    ax1.plot([b["predicted"] for b in bins], [b["observed"] for b in bins], "o-")
+    ax1.set(xlim=(0, 1), ylim=(0, 1), xlabel="predicted P(a beats b)", ylabel="observed frequency",
+            title=f"{scores.pairs:,} pairs of {scores.on} runs: ECE {scores.ece:.3f}, Brier {scores.brier:.3f}")
+    levels = list(scores.coverage)
+    ax2.plot([0, 1], [0, 1], color="grey", lw=1)
+    ax2.plot(levels, [scores.coverage[c] for c in levels], "o-")
+    ax2.set(xlim=(0, 1), ylim=(0, 1), xlabel="nominal interval coverage", ylabel=f"share of {scores.on} runs inside",
+            title="predictive intervals")
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
 def write_plots(result, folder: Path) -> list[Path]:
     """Write the figures into `folder`; returns their paths."""
     paths = [folder / "pred_vs_actual.png", folder / "domain_correlation.png", folder / "mixture_vs_prior.png"]

@@ -1,0 +1,147 @@
+"""How well the predictive distribution's intervals and probabilities hold on runs it never saw.
+
+Two ways to get runs it never saw:
+
+- `score_calibration(predictive, X_test, y_test)`: held-out test runs (a test source), scored
+  with the predictive distribution fitted on the training runs;
+- `score_out_of_fold(predictive, X, y)`: the training runs themselves, fold by fold, with no
+  extra fit: the runs of fold k are predicted by fold model k (which never saw them) plus the
+  residuals of the *other* folds only (split conformal per fold), so neither the location nor
+  the spread has seen the run being scored.
+
+Both report the share of runs inside the 50/80/95% intervals and, for pairs of runs, the Brier
+score and the expected calibration error (ECE: 10 equal-width bins of P, the bins' |mean P -
+observed frequency| weighted by their share of pairs) of P(a beats b) against the truth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from analysis.predictive import COVERAGES, Predictive
+
+#: Bins of the reliability diagram and the ECE (equal width over [0, 1]).
+BINS = 10
+#: Pairs scored at most (pairs drawn at random beyond it; 256 test runs give 32,640).
+MAX_PAIRS = 200_000
+
+
+@dataclass
+class CalibrationScores:
+    """Coverage of the intervals and calibration of P(a beats b) on runs the fit never saw."""
+
+    on: str
+    """'test' (held-out test runs) or 'out of fold' (training runs, fold by fold)."""
+    runs: int
+    coverage: dict[float, float]
+    """Nominal coverage -> share of runs inside."""
+    width: dict[float, float]
+    """Nominal coverage -> mean interval width (loss units)."""
+    brier: float
+    ece: float
+    pairs: int
+    bins: list[dict] = field(default_factory=list)
+    """Per bin of P: low, high, pairs, mean predicted P, observed frequency (the reliability plot)."""
+
+    def as_dict(self) -> dict:
+        """Flat figures for the provenance and the W&B summary (calibration/<name>)."""
+        out: dict = {"on": self.on, "runs": self.runs}
+        out.update({f"coverage@{round(100 * c)}": v for c, v in self.coverage.items()})
+        out.update({"ece": self.ece, "brier": self.brier, "pairs": self.pairs})
+        return out
+
+    def line(self) -> str:
+        cover = ", ".join(f"{round(100 * c)}% intervals hold {v:.0%}" for c, v in self.coverage.items())
+        return (f"calibration on {self.runs} {self.on} runs: {cover}; P(a beats b) over {self.pairs:,} pairs: "
+                f"ECE {self.ece:.3f}, Brier {self.brier:.3f}")
+
+
+def calibration_line(scores: CalibrationScores) -> str:
+    """The benchmark's last line: `calibration: coverage@50=<f> ... pairs=<n>`."""
+    cover = " ".join(f"coverage@{round(100 * c)}={v:.4f}" for c, v in scores.coverage.items())
+    return f"calibration: {cover} ece={scores.ece:.4f} brier={scores.brier:.4f} pairs={scores.pairs}"
+
+
+def reliability(p: np.ndarray, truth: np.ndarray, bins: int = BINS) -> tuple[float, list[dict]]:
+    """ECE and the per-bin table of predicted probabilities `p` against 0/1 outcomes `truth`."""
+    p, truth = np.asarray(p, dtype=np.float64), np.asarray(truth, dtype=np.float64)
+    which = np.minimum((p * bins).astype(np.int64), bins - 1)
+    table, ece = [], 0.0
+    for b in range(bins):
+        inside = which == b
+        count = int(inside.sum())
+        mean_p = float(p[inside].mean()) if count else float("nan")
+        freq = float(truth[inside].mean()) if count else float("nan")
+        if count:
+            ece += count / len(p) * abs(mean_p - freq)
+        table.append({"low": b / bins, "high": (b + 1) / bins, "pairs": count, "predicted": mean_p, "observed": freq})
+    return float(ece), table
+
+
+def _pairs(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    a, b = np.triu_indices(n, k=1)
+    if len(a) > MAX_PAIRS:
+        keep = rng.choice(len(a), MAX_PAIRS, replace=False)
+        a, b = a[keep], b[keep]
+    return a, b
+
+
+def _accumulate(predictive: Predictive, X: np.ndarray, y: np.ndarray, rng) -> tuple[dict, dict, np.ndarray, np.ndarray]:
+    inside, width = {}, {}
+    center = predictive.predict(X)
+    for c in COVERAGES:
+        low, high = predictive.interval(X, c, center=center)
+        inside[c] = (y >= low) & (y <= high)
+        width[c] = high - low
+    a, b = _pairs(len(y), rng)
+    p = predictive.probability_beats(X[a], X[b]) if len(a) else np.empty(0)
+    truth = (y[a] < y[b]).astype(np.float64) + 0.5 * (y[a] == y[b])
+    return inside, width, p, truth
+
+
+def _scores(on: str, runs: int, inside: dict, width: dict, p: np.ndarray, truth: np.ndarray) -> CalibrationScores:
+    ece, bins = reliability(p, truth)
+    return CalibrationScores(
+        on=on,
+        runs=runs,
+        coverage={c: float(np.mean(v)) for c, v in inside.items()},
+        width={c: float(np.mean(v)) for c, v in width.items()},
+        brier=float(np.mean((p - truth) ** 2)) if len(p) else float("nan"),
+        ece=ece,
+        pairs=len(p),
+        bins=bins,
+    )
+
+
+def score_calibration(predictive: Predictive, X_test, y_test, *, seed: int = 0) -> CalibrationScores:
+    """Intervals and pairwise probabilities of `predictive` scored on held-out test runs."""
+    X, y = np.asarray(X_test, dtype=np.float64), np.asarray(y_test, dtype=np.float64)
+    inside, width, p, truth = _accumulate(predictive, X, y, np.random.default_rng(seed))
+    return _scores("test", len(y), inside, width, p, truth)
+
+
+def score_out_of_fold(predictive: Predictive, X, y, *, seed: int = 0) -> CalibrationScores:
+    """Intervals and pairwise probabilities scored on the training runs, fold by fold, by fold
+    model k and the other folds' residuals (nothing fitted anew)."""
+    X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    inside = {c: [] for c in COVERAGES}
+    width = {c: [] for c in COVERAGES}
+    ps, truths = [], []
+    for k, model in enumerate(predictive.fold_models):
+        held, rest = predictive.fold_of == k, predictive.fold_of != k
+        if not held.any() or rest.sum() < 2:
+            continue
+        split = Predictive(model, [model], np.zeros(int(rest.sum()), dtype=np.int64), predictive.residuals[rest])
+        fold_inside, fold_width, p, truth = _accumulate(split, X[held], y[held], rng)
+        for c in COVERAGES:
+            inside[c].append(fold_inside[c])
+            width[c].append(fold_width[c])
+        ps.append(p)
+        truths.append(truth)
+    inside = {c: np.concatenate(v) if v else np.empty(0) for c, v in inside.items()}
+    width = {c: np.concatenate(v) if v else np.empty(0) for c, v in width.items()}
+    return _scores("out of fold", len(y), inside, width, np.concatenate(ps) if ps else np.empty(0),
+                   np.concatenate(truths) if truths else np.empty(0))

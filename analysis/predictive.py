@@ -1,0 +1,136 @@
+"""The predictive distribution of a new run's target loss, calibrated out of fold (conformal).
+
+The comparison already fits the driving regressor K times, once without each fold, and keeps
+those fold models (`analysis.compare`). For run i, held out in fold k(i), the out-of-fold
+residual r_i = y_i - mu_{-k(i)}(x_i) measures what a prediction misses on a run it never saw:
+the regression's error there *and* the run's own noise (seed, data order). The predictive
+distribution of a new run at mixture x is the driving regressor fitted on all runs, mu(x),
+plus those residuals (the CV analogue of split-conformal prediction):
+
+    Y(x) ~ { mu(x) + r_i : i = 1..n }      (one draw per trained run)
+
+- intervals: mu(x) -+ the ceil(coverage (n+1))-th smallest |r_i|, the finite-sample conformal
+  quantile (coverage >= nominal for exchangeable runs); where that rank exceeds n (a few runs,
+  a high coverage) the interval is unbounded: said, never clipped. CV+ proper (each draw
+  centred on its own fold model) was measured too and covers more than it says on the paper's
+  test runs (docs/decisions.md).
+- P(a beats b): a and b are two new runs, each with its own noise: D = Y(a) - Y(b) =
+  mu(a) - mu(b) + r_i - r_j with i != j drawn independently. P averages over the n (n - 1)
+  residual pairs, so it moves in steps of 1/(n (n - 1)), not 1/members.
+- P(x beats trained run j): both mixtures are predicted by the fold model that never saw run j
+  (the model fitted on all runs has learned run j's own lucky draw: the best of N noisy runs is
+  biased low), and a rerun of j carries fresh noise.
+
+Spread far from the runs is not evidence here either (fold models of a linear regression agree
+off the data): the trust region (analysis.choice, analysis.verdict) decides whether a mixture
+may be called supported at all.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+#: The intervals the calibration reports (central coverages).
+COVERAGES = (0.5, 0.8, 0.95)
+
+
+def conformal_rank(n: int, coverage: float) -> int:
+    """1-based rank of the upper CV+ bound among n values: ceil(coverage * (n + 1)); > n means
+    unbounded (too few runs for this coverage)."""
+    return int(math.ceil(coverage * (n + 1) - 1e-9))
+
+
+@dataclass
+class Predictive:
+    """Predictive distribution of the target loss: the full-data model plus out-of-fold residuals.
+
+    model: the driving regressor fitted on all runs; fold_models[k]: fitted without the runs
+    of fold k; fold_of[i]: the fold run i was held out in; residuals[i] = y_i -
+    fold_models[fold_of[i]].predict(x_i) (signed, loss units: nats).
+    """
+
+    model: object
+    fold_models: list
+    fold_of: np.ndarray
+    residuals: np.ndarray
+
+    @classmethod
+    def from_folds(cls, model, fold_models: list, fold_of: np.ndarray, y: np.ndarray, oof: np.ndarray) -> "Predictive":
+        """From a comparison's full model, fold models, fold assignment and out-of-fold predictions."""
+        fold_of = np.asarray(fold_of, dtype=np.int64)
+        assert len(fold_of) == len(y) == len(oof) and fold_of.max() < len(fold_models)
+        return cls(model, list(fold_models), fold_of, np.asarray(y, dtype=np.float64) - np.asarray(oof, dtype=np.float64))
+
+    @property
+    def n(self) -> int:
+        return len(self.residuals)
+
+    def predict(self, X) -> np.ndarray:
+        """The centre mu(x): the full-data model's prediction, shape (m,)."""
+        return np.asarray(self.model.predict(np.atleast_2d(np.asarray(X, dtype=np.float64))), dtype=np.float64)
+
+    def draws(self, X) -> np.ndarray:
+        """The predictive draws mu(x) + r_i: shape (n, m), one row per trained run."""
+        return self.predict(X)[None, :] + self.residuals[:, None]
+
+    def half_width(self, coverage: float) -> float:
+        """Half the conformal interval at `coverage` (loss units); inf when the runs are too few."""
+        if not 0 < coverage < 1:
+            raise ValueError(f"coverage={coverage} must be between 0 and 1")
+        rank = conformal_rank(self.n, coverage)
+        return float(np.sort(np.abs(self.residuals))[rank - 1]) if rank <= self.n else float("inf")
+
+    def interval(self, X, coverage: float, *, center: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Conformal interval at `coverage` per mixture: (low, high), each shape (m,); -+inf when
+        the runs are too few for that coverage."""
+        mu = self.predict(X) if center is None else np.asarray(center, dtype=np.float64)
+        half = self.half_width(coverage)
+        return mu - half, mu + half
+
+    def _beats(self, shift: np.ndarray) -> np.ndarray:
+        """P(shift + r_i - r_j < 0) over pairs of distinct runs i != j (two new runs never share
+        one noise draw; the diagonal would put a step of 1/n at shift 0), ties half; shift (m,)."""
+        n = self.n
+        r = np.sort(self.residuals)
+        t = shift[:, None] + self.residuals[None, :]  # (m, n): need r_j > t
+        right = np.searchsorted(r, t, side="right")
+        left = np.searchsorted(r, t, side="left")
+        every = (n - right + 0.5 * (right - left)).sum(axis=1)  # over all (i, j), in pairs
+        diagonal = n * ((shift < 0) + 0.5 * (shift == 0))  # i == j: shift + 0 < 0
+        return (every - diagonal) / (n * (n - 1))
+
+    def _spread(self, shift: float, coverage: float) -> tuple[float, float, float]:
+        noise = self.residuals[:, None] - self.residuals[None, :]
+        noise = noise[~np.eye(self.n, dtype=bool)]  # distinct runs, as in _beats
+        tail = (1.0 - coverage) / 2.0
+        low, mid, high = np.quantile(shift + noise, [tail, 0.5, 1.0 - tail])
+        return float(low), float(mid), float(high)
+
+    def probability_beats(self, a, b, *, chunk: int = 4096) -> np.ndarray:
+        """P(a new run at a has a lower loss than a new run at b), per row pair: shape (m,)."""
+        shift = self.predict(a) - self.predict(b)
+        return np.concatenate([self._beats(shift[i : i + chunk]) for i in range(0, len(shift), chunk)])
+
+    def difference(self, a, b, coverage: float) -> tuple[float, float, float]:
+        """Loss difference Y(a) - Y(b) of new runs at two mixtures: (low, median, high) at `coverage`."""
+        return self._spread(float(self.predict(a)[0] - self.predict(b)[0]), coverage)
+
+    # --- comparisons with a trained run: only the fold model that did not see it ---------------
+
+    def _unseen_shift(self, x, run: int, X_runs) -> float:
+        model = self.fold_models[int(self.fold_of[run])]
+        pair = np.stack([np.asarray(x, dtype=np.float64), np.asarray(X_runs, dtype=np.float64)[run]])
+        pa, pb = np.asarray(model.predict(pair), dtype=np.float64)
+        return float(pa - pb)
+
+    def probability_beats_run(self, x, run: int, X_runs) -> float:
+        """P(a new run at mixture x beats a rerun of trained run `run`): both predicted by the
+        fold model that never saw that run, each with its own noise."""
+        return float(self._beats(np.array([self._unseen_shift(x, run, X_runs)]))[0])
+
+    def difference_to_run(self, x, run: int, X_runs, coverage: float) -> tuple[float, float, float]:
+        """(low, median, high) of Y(x) - Y(rerun of `run`), by the fold model that never saw it."""
+        return self._spread(self._unseen_shift(x, run, X_runs), coverage)
