@@ -44,6 +44,12 @@ class CalibrationScores:
     pairs: int
     bins: list[dict] = field(default_factory=list)
     """Per bin of P: low, high, pairs, mean predicted P, observed frequency (the reliability plot)."""
+    nominal: float = 0.8
+    """The coverage of the intervals kept per run in `low`/`high` (the fit's `choice.coverage`)."""
+    low: np.ndarray | None = None
+    high: np.ndarray | None = None
+    y: np.ndarray | None = None
+    """Per scored run: its interval at `nominal` and its observed target loss (the intervals plot)."""
 
     def as_dict(self) -> dict:
         """Flat figures for the provenance and the W&B summary (calibration/<name>)."""
@@ -88,60 +94,69 @@ def _pairs(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def _accumulate(predictive: Predictive, X: np.ndarray, y: np.ndarray, rng) -> tuple[dict, dict, np.ndarray, np.ndarray]:
+def _accumulate(predictive: Predictive, X: np.ndarray, y: np.ndarray, rng, coverages) -> tuple[dict, dict, np.ndarray, np.ndarray]:
+    """Per coverage: inside (bool per run), width, and the bounds (per run); P and truth per pair."""
     inside, width = {}, {}
     center = predictive.predict(X)
-    for c in COVERAGES:
+    for c in coverages:
         low, high = predictive.interval(X, c, center=center)
         inside[c] = (y >= low) & (y <= high)
-        width[c] = high - low
+        width[c] = np.stack([low, high])
     a, b = _pairs(len(y), rng)
     p = predictive.probability_beats(X[a], X[b]) if len(a) else np.empty(0)
     truth = (y[a] < y[b]).astype(np.float64) + 0.5 * (y[a] == y[b])
     return inside, width, p, truth
 
 
-def _scores(on: str, runs: int, inside: dict, width: dict, p: np.ndarray, truth: np.ndarray) -> CalibrationScores:
+def _scores(on: str, y: np.ndarray, inside: dict, bounds: dict, p: np.ndarray, truth: np.ndarray,
+            nominal: float) -> CalibrationScores:
     ece, bins = reliability(p, truth)
+    low, high = bounds[nominal] if nominal in bounds else (None, None)
     return CalibrationScores(
         on=on,
-        runs=runs,
+        runs=len(y),
         coverage={c: float(np.mean(v)) for c, v in inside.items()},
-        width={c: float(np.mean(v)) for c, v in width.items()},
+        width={c: float(np.mean(b[1] - b[0])) for c, b in bounds.items()},
         brier=float(np.mean((p - truth) ** 2)) if len(p) else float("nan"),
         ece=ece,
         pairs=len(p),
         bins=bins,
+        nominal=nominal,
+        low=low,
+        high=high,
+        y=y,
     )
 
 
-def score_calibration(predictive: Predictive, X_test, y_test, *, seed: int = 0) -> CalibrationScores:
+def score_calibration(predictive: Predictive, X_test, y_test, *, coverages=COVERAGES, nominal: float = 0.8,
+                      seed: int = 0) -> CalibrationScores:
     """Intervals and pairwise probabilities of `predictive` scored on held-out test runs."""
     X, y = np.asarray(X_test, dtype=np.float64), np.asarray(y_test, dtype=np.float64)
-    inside, width, p, truth = _accumulate(predictive, X, y, np.random.default_rng(seed))
-    return _scores("test", len(y), inside, width, p, truth)
+    inside, bounds, p, truth = _accumulate(predictive, X, y, np.random.default_rng(seed), coverages)
+    return _scores("test", y, inside, bounds, p, truth, nominal)
 
 
-def score_out_of_fold(predictive: Predictive, X, y, *, seed: int = 0) -> CalibrationScores:
+def score_out_of_fold(predictive: Predictive, X, y, *, coverages=COVERAGES, nominal: float = 0.8,
+                      seed: int = 0) -> CalibrationScores:
     """Intervals and pairwise probabilities scored on the training runs, fold by fold, by fold
     model k and the other folds' residuals (nothing fitted anew)."""
     X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
     rng = np.random.default_rng(seed)
-    inside = {c: [] for c in COVERAGES}
-    width = {c: [] for c in COVERAGES}
-    ps, truths = [], []
+    inside = {c: np.zeros(len(y), dtype=bool) for c in coverages}
+    bounds = {c: np.full((2, len(y)), np.nan) for c in coverages}
+    ps, truths, scored = [], [], np.zeros(len(y), dtype=bool)
     for k, model in enumerate(predictive.fold_models):
         held, rest = predictive.fold_of == k, predictive.fold_of != k
         if not held.any() or rest.sum() < 2:
             continue
         split = Predictive(model, [model], np.zeros(int(rest.sum()), dtype=np.int64), predictive.residuals[rest])
-        fold_inside, fold_width, p, truth = _accumulate(split, X[held], y[held], rng)
-        for c in COVERAGES:
-            inside[c].append(fold_inside[c])
-            width[c].append(fold_width[c])
+        fold_inside, fold_bounds, p, truth = _accumulate(split, X[held], y[held], rng, coverages)
+        for c in coverages:
+            inside[c][held], bounds[c][:, held] = fold_inside[c], fold_bounds[c]
+        scored |= held
         ps.append(p)
         truths.append(truth)
-    inside = {c: np.concatenate(v) if v else np.empty(0) for c, v in inside.items()}
-    width = {c: np.concatenate(v) if v else np.empty(0) for c, v in width.items()}
-    return _scores("out of fold", len(y), inside, width, np.concatenate(ps) if ps else np.empty(0),
-                   np.concatenate(truths) if truths else np.empty(0))
+    inside = {c: v[scored] for c, v in inside.items()}
+    bounds = {c: b[:, scored] for c, b in bounds.items()}
+    return _scores("out of fold", y[scored], inside, bounds, np.concatenate(ps) if ps else np.empty(0),
+                   np.concatenate(truths) if truths else np.empty(0), nominal)

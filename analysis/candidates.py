@@ -206,3 +206,42 @@ def fit_to_bounds(weights: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> 
         lo, hi = (mid, hi) if total(mid) < 1.0 else (lo, mid)
     out = np.clip(hi * w, lower, upper)
     return out / out.sum()
+
+
+#: Dirichlet strengths of the draws around runs, log-spaced: 10 spreads a draw about 0.7 (L1)
+#: from its run over 17 domains, 3,000 about 0.05, so the draws fill the trust region near the
+#: runs from its edge inwards.
+AROUND_STRENGTHS = (10.0, 3000.0)
+#: Pseudo-weight (share) added to every domain of a centre run before drawing: a domain the run
+#: left out can still get a little weight, as a blend of neighbouring runs would.
+AROUND_FLOOR = 1e-3
+
+
+def around_runs(space: CandidateSpace, runs: np.ndarray, losses: np.ndarray, n: int, *, seed: int,
+                centres: int | None = None) -> np.ndarray:
+    """`n` candidates drawn around the best trained runs, within the space's bounds (float64).
+
+    Centres: the `centres` runs of lowest observed target loss (default: the best 10%, 3 to
+    32); draw i is Dirichlet(s_i * (w_c + floor)) around a centre c taken in turn, with s_i
+    log-uniform in AROUND_STRENGTHS. The centres themselves come first, so the candidates always
+    include points at distance 0 from a run: the trust region is never empty. Draws outside the
+    minimums and caps are brought inside by clipping and renormalising; those still outside are
+    dropped."""
+    runs = np.asarray(runs, dtype=np.float64)
+    if n <= 0 or not len(runs):
+        return np.empty((0, len(space.domains)))
+    rng = np.random.default_rng(seed)
+    k = centres if centres is not None else int(np.clip(round(0.1 * len(runs)), 3, 32))
+    order = np.argsort(np.asarray(losses, dtype=np.float64), kind="stable")[: max(1, min(k, len(runs)))]
+    centre = runs[order]
+    picks = np.arange(max(n - len(centre), 0)) % len(centre)
+    strength = np.exp(rng.uniform(*np.log(AROUND_STRENGTHS), size=len(picks)))
+    alpha = strength[:, None] * (centre[picks] + AROUND_FLOOR) / (1.0 + AROUND_FLOOR * runs.shape[1])
+    draws = np.concatenate([centre, rng.gamma(alpha)])
+    draws /= draws.sum(axis=1, keepdims=True)
+    lower, upper = space.lower, space.upper
+    for _ in range(20):  # clip into the box and renormalise: converges in a few rounds
+        draws = np.clip(draws, lower, upper)
+        draws /= draws.sum(axis=1, keepdims=True)
+    ok = np.all(draws >= lower - 1e-9, axis=1) & np.all(draws <= upper + 1e-9, axis=1)
+    return draws[ok][:n]

@@ -115,11 +115,10 @@ class RegressorsConfig:
     `min_runs_for_trees` runs, ridge below)."""
     min_runs_for_trees: int = 128
     """drive=rule only: fewest (merged) runs for a tree model to drive."""
-    bags: int = 8
-    """Bootstrap members of the driving regressor (analysis.ensemble.BaggedRegressor): their
-    spread gives the risk-aware objective, P(chosen beats ...) and the intervals. 1 = no spread."""
     folds: int = 5
-    """K of the K-fold out-of-fold comparison (fewer when there are fewer runs)."""
+    """K of the K-fold out-of-fold comparison (fewer when there are fewer runs). The driver's K
+    fold models and its out-of-fold residuals are also the fit's predictive distribution
+    (analysis.predictive) and its members."""
     seed: int = 0
     """Fold split and the random_state of every regressor."""
     n_jobs: int = 0
@@ -185,15 +184,20 @@ class ChoiceConfig:
     """How the simulated candidates become the emitted mixture, and when it is not trusted."""
 
     objective: str = "upper"
-    """'upper': the `quantile` of the bagged members' predicted loss (risk-aware: a candidate
-    that only some members like ranks low); 'mean': the members' mean (the paper's recipe)."""
+    """'upper': the `quantile` of the members' predicted loss (the driver's K fold models;
+    risk-aware: a candidate that only some members like ranks low); 'mean': the members' mean;
+    'driver': the driving regressor fitted on all runs (the paper's recipe)."""
     quantile: float = 0.8
     pool: int = 2000
-    """Best candidates by the driving regressor that the ensemble re-scores (>= top_k)."""
+    """Best candidates by the driving regressor that the members re-score (>= top_k)."""
     trust_radius: Optional[float] = None
     """Largest L1 distance from a candidate to its nearest trained run; None = `trust_factor`
     x the runs' median nearest-neighbour L1 distance; a negative value turns the region off."""
     trust_factor: float = 2.0
+    around_runs: int = 2000
+    """Candidates drawn around the best trained runs (Dirichlet draws centred on them, the
+    centres included), added to the pool when the trust region holds fewer than top_k of the
+    generator's, so that the region is never empty; 0 = the generator's draws only."""
     l1_penalty: float = 0.0
     """Nats added per unit of L1 distance from the prior (a pull toward the prior)."""
     kl_penalty: float = 0.0
@@ -201,8 +205,8 @@ class ChoiceConfig:
     coverage: float = 0.8
     """Central coverage of the reported intervals."""
     min_probability: float = 0.5
-    """Below this P(chosen beats the prior / the best run) the choice is shrunk: by default when
-    more members predict it worse than better ("unlikely to beat"); an even bet is not shrunk.
+    """Below this P(chosen beats the prior / the best run) the choice is shrunk: by default when a
+    new run there is more likely worse than better ("unlikely to beat"); an even bet is not shrunk.
     0.7 shrank the demo's choice to its best proxy (a near-tie for the trees), which then lost to
     uniform at target scale (docs/decisions.md)."""
     min_spearman: float = 0.5
@@ -210,12 +214,8 @@ class ChoiceConfig:
     shrink: bool = True
     """With weak evidence, emit a point toward the best run or the prior (and say so)."""
     calibrate: bool = True
-    """Measure out of fold how often held-out runs fall inside the members' intervals."""
-    calibration_bags: int = 4
-    calibration_folds: int = 3
-    """Members per fold and folds for that measurement: folds x bags more fits of the driving
-    regressor (3 x 4 keeps benchmarks/fit_speed.py above 5x on the paper's data; with 3 folds
-    each interval comes from 2/3 of the runs, a little wider than the full fit's)."""
+    """Measure the calibration of the intervals and of P(a beats b) on runs the fit never saw
+    (the test source when given, else the training runs fold by fold); no extra fit."""
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """The fit's choice stage: simulate candidates with the driving regressor, then (unless the
-paper's plain recipe is asked for) re-score a pool of them by the members, within the trust
-region and the penalties, and aggregate the top k into the simulated choice."""
+paper's plain recipe is asked for) re-score a pool of them, with candidates drawn around the best
+runs added, by the members (the driver's fold models), within the trust region and the
+penalties, and aggregate the top k into the simulated choice."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analysis.choice import Penalized, auto_radius, choose
+from analysis.candidates import around_runs
+from analysis.choice import Penalized, auto_radius, choose, nearest_l1
 from analysis.config import FitAppConfig
 from analysis.fit_load import LoadedRuns
 from analysis.fit_model import Models
@@ -43,7 +45,16 @@ def trust_radius(cfg: FitAppConfig, X: np.ndarray) -> float | None:
     c = cfg.choice
     if c.trust_radius is not None and c.trust_radius < 0:
         return None
-    return c.trust_radius if c.trust_radius is not None else auto_radius(X, c.trust_factor)
+    return judging_radius(cfg, X)
+
+
+def judging_radius(cfg: FitAppConfig, X: np.ndarray) -> float:
+    """The radius the verdict judges by: the trust radius, or where the user opted out of the
+    region, the one the runs' spacing gives (`trust_factor` x median nearest-run L1)."""
+    c = cfg.choice
+    if c.trust_radius is not None and c.trust_radius >= 0:
+        return float(c.trust_radius)
+    return auto_radius(X, c.trust_factor)
 
 
 def choose_stage(cfg: FitAppConfig, runs: LoadedRuns, models: Models, timings: dict[str, float],
@@ -58,11 +69,24 @@ def choose_stage(cfg: FitAppConfig, runs: LoadedRuns, models: Models, timings: d
                     pool_k=min(max(c.pool, s.top_k), s.n_candidates) if rescore else s.top_k)
     stats: dict = {"objective": "the driving regressor's prediction (the paper's recipe)", "trust_radius_l1": None}
     if rescore:
+        pool, scores = sim.top, sim.top_predicted
+        around = None
+        X = runs.X.to_numpy()
+        if radius is not None and (nearest_l1(pool, X) <= radius).sum() < s.top_k:
+            # Candidates where the runs are: the generator's draws may all lie beyond the region
+            # (a swarm sampled by another scheme, no token prior). Only then: near the runs the
+            # members' upper quantile favours the runs themselves (most fold models saw them and
+            # learned their observed, luckiest, losses), so draws around them would crowd out a
+            # better generator candidate that the region already holds.
+            around = around_runs(runs.space, X, runs.y, c.around_runs, seed=s.seed)
+            scorer = Penalized(models.model, runs.space.prior, l1=c.l1_penalty, kl=c.kl_penalty)
+            pool, scores = np.concatenate([pool, around]), np.concatenate([scores, scorer.predict(around)])
         picked = choose(
-            sim.top, models.ensemble, runs.X.to_numpy(), runs.space, top_k=s.top_k, aggregate=s.aggregate,
+            pool, models.predictive, runs.X.to_numpy(), runs.space, top_k=s.top_k, aggregate=s.aggregate,
             objective=c.objective, quantile=c.quantile, radius=radius, l1_penalty=c.l1_penalty,
-            kl_penalty=c.kl_penalty, driver_scores=sim.top_predicted,
+            kl_penalty=c.kl_penalty, driver_scores=scores,
         )
+        picked.stats["around_runs"] = 0 if around is None else len(around)
         sim.weights, sim.top, sim.top_predicted = picked.weights, picked.top, models.model.predict(picked.top)
         sim.stats["aggregate_note"] = picked.stats.pop("aggregate_note")
         sim.stats["top_k"] = s.top_k

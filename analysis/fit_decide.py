@@ -1,6 +1,7 @@
 """The fit's decision stage: weigh the evidence for the simulated choice (how well the driver
-ranks held-out runs, P(beats the prior / the best run)), set the status, shrink toward a
-supported point when the evidence is weak, round the weights, and state the predictions."""
+ranks held-out runs, P(beats the prior / the best run) from the predictive distribution, the
+trust region), let `analysis.verdict.judge` set the status (shrinking toward a supported point
+when the evidence is weak), round the weights, and state the predictions."""
 
 from __future__ import annotations
 
@@ -8,16 +9,17 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from analysis.choice import Evidence, Penalized, evidence, nearest_l1, shrink, supported_point
+from analysis.choice import nearest_l1
 from analysis.config import FitAppConfig
 from analysis.emit import round_weights
-from analysis.fit_choose import Choice
+from analysis.fit_choose import Choice, judging_radius, trust_radius
 from analysis.fit_load import LoadedRuns
 from analysis.fit_model import Models
 from analysis.paper_data import DATASET as PAPER_DATASET
 from analysis.rounds import joined_name, sweep_names
-from analysis.status import SUPPORTED_LINE, Status
+from analysis.status import Status
 from analysis.target import Target
+from analysis.verdict import Evidence, Penalty, gather_evidence, judge
 from regmix.mixture import Mixture
 
 
@@ -42,6 +44,9 @@ class Decision:
     cross_check: dict[str, dict[str, float]]
     nearest: float
     """L1 distance from the emitted mixture to the nearest run."""
+    trust: dict
+    """The trust region the verdict judged by: radius_l1, whether candidates were kept in it
+    (region), and whether the emitted mixture lies inside it."""
 
     def for_user(self, target: Target) -> "Decision":
         """The same decision with every predicted and observed value in the target's own units
@@ -54,7 +59,8 @@ class Decision:
             self,
             predicted={k: value(v) for k, v in self.predicted.items()},
             intervals={k: _span_for_user(v, target) for k, v in self.intervals.items()},
-            best_run={**self.best_run, "loss": value(self.best_run["loss"]), "predicted": value(self.best_run["predicted"])},
+            best_run={**self.best_run, "loss": value(self.best_run["loss"]), "predicted": value(self.best_run["predicted"]),
+                      "predicted_unseen": value(self.best_run["predicted_unseen"])},
             cross_check={n: {k: value(v) for k, v in c.items()} for n, c in self.cross_check.items()},
             simulated_evidence=simulated,
             # `emitted is simulated` means the emitted mixture is the simulated choice: kept so.
@@ -90,23 +96,37 @@ def decide_stage(cfg: FitAppConfig, runs: LoadedRuns, models: Models, choice: Ch
     best_pos = int(np.argmin(runs.y))
     simulated = choice.simulated
     others = {"prior": space.prior, "uniform": np.full(len(runs.domains), 1.0 / len(runs.domains)), "best_run": X[best_pos]}
-    simulated_evidence = evidence(models.ensemble, simulated, others, coverage=c.coverage)
+    predictive = models.predictive
+
+    def weigh(point: np.ndarray, judge_penalty: Penalty | None = None) -> Evidence:
+        return gather_evidence(predictive, point, others, runs=X, best_run=best_pos, coverage=c.coverage,
+                               judge_penalty=judge_penalty)
+
+    simulated_evidence = weigh(simulated)
     # With a penalty toward the prior the user trades loss for closeness: judge by the penalised loss.
-    penalised = bool(c.l1_penalty or c.kl_penalty)
-    judge = Penalized(models.ensemble, space.prior, l1=c.l1_penalty, kl=c.kl_penalty) if penalised else models.ensemble
-    judged = evidence(judge, simulated, others, coverage=c.coverage) if penalised else simulated_evidence
-    status, line, weak, emitted_vector = _status(cfg, models, judge, judged, simulated, X[best_pos], runs)
-    weights = round_weights(dict(zip(runs.domains, emitted_vector)), cfg.weight_decimals, upper=space.upper)
+    penalty = Penalty(space.prior, c.l1_penalty, c.kl_penalty) if (c.l1_penalty or c.kl_penalty) else None
+    judged = weigh(simulated, penalty) if penalty else simulated_evidence
+    radius = judging_radius(cfg, X)
+    region_on = trust_radius(cfg, X) is not None
+    verdict = judge(
+        predictive, simulated, judged, runs=X, best_run=best_pos, space=space, radius=radius, region_on=region_on,
+        drive=models.drive, drive_oof=models.drive_oof, min_spearman=c.min_spearman,
+        min_probability=c.min_probability, shrink=c.shrink, judge_penalty=penalty,
+        next_step=f"train more proxy runs where the fit is unsure ({propose_hint(cfg)}), then fit again",
+    )
+    status = verdict.status
+    weights = round_weights(dict(zip(runs.domains, verdict.weights)), cfg.weight_decimals, upper=space.upper)
     mixture = Mixture(weights, domains=runs.domains, tolerance=1e-6)
     vector = mixture.vector(runs.domains)
-    emitted_evidence = evidence(models.ensemble, vector, others, coverage=c.coverage) if status.moved else simulated_evidence
+    emitted_evidence = weigh(vector) if status.moved else simulated_evidence
     predicted = _predictions(models.model, vector, simulated if status.moved else None, choice, others)
     nearest = float(nearest_l1(vector, X)[0])
     _check_outcome(predicted, runs.target, choice, nearest, warnings)
     return Decision(
-        status, line, weak, weights, mixture, simulated_evidence, emitted_evidence, predicted,
-        intervals=_intervals(models, {"chosen": vector, **others}, c.coverage),
+        status, verdict.line, verdict.weak, weights, mixture, simulated_evidence, emitted_evidence, predicted,
+        intervals=_intervals(models, {"chosen": vector, **others}, best_pos, X, c.coverage),
         best_run={"id": str(runs.X.index[best_pos]), "loss": float(runs.y[best_pos]), "predicted": predicted["best_run"],
+                  "predicted_unseen": predictive.predict_run(best_pos, X),
                   "weights": dict(zip(runs.domains, map(float, X[best_pos])))},
         # Every compared regressor's view of the same mixtures: a choice that only the driving
         # regressor likes is an artefact of that model, not of the data.
@@ -114,34 +134,8 @@ def decide_stage(cfg: FitAppConfig, runs: LoadedRuns, models: Models, choice: Ch
                             {"chosen": vector, "best_run": X[best_pos], "prior": space.prior}.items()}
                      for name, other in models.comparison.models.items()},
         nearest=nearest,
+        trust={"radius_l1": radius, "region": region_on, "inside": bool(nearest <= radius + 1e-3)},
     )
-
-
-def _status(cfg: FitAppConfig, models: Models, judge, judged: Evidence, simulated: np.ndarray,
-            best_vector: np.ndarray, runs: LoadedRuns) -> tuple[Status, str, list[str], np.ndarray]:
-    """Status, status line, weak reasons and the vector to emit (before rounding)."""
-    c = cfg.choice
-    weak: list[str] = []
-    regressor_weak = not models.drive_oof >= c.min_spearman  # NaN too: a constant prediction ranks nothing
-    if regressor_weak:
-        weak.append(f"the driving {models.drive} ranks held-out runs poorly "
-                    f"(out-of-fold Spearman {models.drive_oof:.2f} < {c.min_spearman})")
-    for name in ("prior", "best_run"):
-        p = judged.probability[name]
-        if p < c.min_probability:
-            weak.append(f"P(beats the {name.replace('_', ' ')}) is {p:.0%} < {c.min_probability:.0%}")
-    next_step = f"train more proxy runs where the ensemble is unsure ({propose_hint(cfg)}), then fit again"
-    if weak and c.shrink:
-        shrunk = shrink(
-            judge, simulated, supported_point(judge, best_vector, runs.space.prior, runs.space),
-            weak_reasons=weak, regressor_weak=regressor_weak, min_probability=c.min_probability, next_step=next_step,
-        )
-        return shrunk.status, shrunk.line, weak, shrunk.weights
-    if weak:
-        line = (f"status: {Status.WEAK}: emitted the simulated choice unshrunk (choice.shrink=false) although "
-                f"{'; '.join(weak)}; next: {next_step}")
-        return Status.WEAK, line, weak, simulated
-    return Status.SUPPORTED, SUPPORTED_LINE, weak, simulated
 
 
 def _predict(model, weights: np.ndarray) -> float:
@@ -159,14 +153,15 @@ def _predictions(model, vector: np.ndarray, simulated: np.ndarray | None, choice
     return predicted
 
 
-def _intervals(models: Models, points: dict[str, np.ndarray], coverage: float) -> dict[str, tuple[float, float, float]]:
-    """Members' (low, mean, high) predicted loss per mixture, at `coverage`."""
-    members = models.ensemble.predict_members(np.stack(list(points.values())))
-    tail = (1.0 - coverage) / 2.0
-    return {
-        label: (float(np.quantile(members[:, i], tail)), float(members[:, i].mean()), float(np.quantile(members[:, i], 1 - tail)))
-        for i, label in enumerate(points)
-    }
+def _intervals(models: Models, points: dict[str, np.ndarray], best_pos: int, X: np.ndarray,
+               coverage: float) -> dict[str, tuple[float, float, float]]:
+    """Predictive (low, centre, high) target loss of a new run per mixture, at `coverage`; the
+    best run's centre is the fold model's that never saw it (the full fit learned its lucky draw)."""
+    predictive = models.predictive
+    centre = predictive.predict(np.stack(list(points.values())))
+    centre[list(points).index("best_run")] = predictive.predict_run(best_pos, X)
+    low, high = predictive.interval(None, coverage, center=centre)
+    return {label: (float(low[i]), float(centre[i]), float(high[i])) for i, label in enumerate(points)}
 
 
 def _check_outcome(predicted: dict, target: Target, choice: Choice, nearest: float, warnings: list[str]) -> None:

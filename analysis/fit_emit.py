@@ -49,6 +49,7 @@ def fit_result(runs: LoadedRuns, models: Models, choice: Choice, decision: Decis
         status=decision.status,
         status_line=decision.status_line,
         constraints=provenance.constraints,
+        predictive=models.predictive,
     )
 
 
@@ -92,12 +93,13 @@ def header(cfg: FitAppConfig, out: str, result: FitResult, command: str | None) 
     ]
 
 
-def _interval_check(runs: LoadedRuns, calibration: dict | None):
-    """The held-out runs' (low, high) interval bounds, in the target's units."""
-    if not calibration:
+def _interval_check(runs: LoadedRuns, calibration):
+    """The held-out runs' (low, high) interval bounds and observed values, in the target's units."""
+    if calibration is None or calibration.low is None:
         return None
-    low, high = runs.target.user(calibration["low"]), runs.target.user(calibration["high"])
-    return (high, low) if runs.target.maximize else (low, high)
+    user = runs.target.user
+    low, high = user(calibration.low), user(calibration.high)
+    return ((high, low) if runs.target.maximize else (low, high)) + (user(calibration.y),)
 
 
 def _details(runs: LoadedRuns, models: Models, choice: Choice) -> dict:

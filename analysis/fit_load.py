@@ -180,7 +180,7 @@ def check_settings(cfg: FitAppConfig) -> None:
             raise AnalysisError(f"choice.{name}={value} must be between 0 and 1")
     if c.l1_penalty < 0 or c.kl_penalty < 0:
         raise AnalysisError("choice.l1_penalty and choice.kl_penalty must be >= 0 (nats per unit of distance)")
-    if r.bags < 1:
-        raise AnalysisError(f"regressor.bags={r.bags} must be at least 1 (8 by default; 1 = no spread)")
+    if c.around_runs < 0:
+        raise AnalysisError(f"choice.around_runs={c.around_runs} must be >= 0 (candidates drawn around the best runs)")
     if not 1 <= cfg.weight_decimals <= 9:
         raise AnalysisError(f"weight_decimals={cfg.weight_decimals} is invalid; use 1-9 (4 = a 1e-4 grid)")

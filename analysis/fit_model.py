@@ -1,15 +1,19 @@
 """The fit's model stage: compare the regressors out of fold (and on held-out test runs), pick
-the driving one, and bag it into members whose spread is the choice's uncertainty."""
+the driving one, and turn its fold models and out-of-fold residuals into the predictive
+distribution (analysis.predictive) whose calibration is measured on runs it never saw: the
+test runs when given, else the training runs fold by fold. Nothing is fitted beyond the
+comparison's folds."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
 
-from analysis.compare import Comparison, choose_drive, compare_regressors, interval_coverage
+from analysis.calibration import CalibrationScores, score_calibration, score_out_of_fold
+from analysis.compare import Comparison, choose_drive, compare_regressors
 from analysis.config import FitAppConfig
-from analysis.ensemble import BaggedRegressor
 from analysis.fit_load import LoadedRuns
+from analysis.predictive import COVERAGES, Predictive
 from analysis.regressors import build_regressor
 from analysis.regressors.base import prediction_threads
 
@@ -23,10 +27,10 @@ class Models:
     """Name of the driving regressor."""
     why: str
     """Why it drives (the rule that picked it)."""
-    ensemble: BaggedRegressor
-    """Bagged members of the driving regressor."""
-    calibration: dict | None
-    """Coverage of the members' intervals on held-out runs (test, else out of fold); None when off."""
+    predictive: Predictive
+    """The predictive distribution of a new run's target loss (fold models + residuals)."""
+    calibration: CalibrationScores | None
+    """Its calibration on runs it never saw (test, else out of fold); None when off."""
 
     @property
     def model(self):
@@ -40,7 +44,8 @@ class Models:
 
 
 def model_stage(cfg: FitAppConfig, runs: LoadedRuns, timings: dict[str, float], warnings: list[str]) -> Models:
-    """Compare, pick the driver, bag it, measure its intervals; times `compare_s` and `ensemble_s`."""
+    """Compare, pick the driver, build its predictive distribution and score its calibration;
+    times `compare_s` and `calibrate_s`."""
     clock = time.perf_counter()
     comparison = _compare(cfg, runs)
     timings["compare_s"] = time.perf_counter() - clock
@@ -48,16 +53,12 @@ def model_stage(cfg: FitAppConfig, runs: LoadedRuns, timings: dict[str, float], 
         comparison, drive=cfg.regressor.drive, n_runs=len(runs.table), min_runs_for_trees=cfg.regressor.min_runs_for_trees
     )
     clock = time.perf_counter()
-    ensemble = BaggedRegressor(
-        build_regressor(drive, cfg.regressor, seed=cfg.regressor.seed, predict_threads=cfg.simulation.predict_threads),
-        n_bags=cfg.regressor.bags,
-        random_state=cfg.regressor.seed,
-        n_jobs=prediction_threads(cfg.regressor.n_jobs),
-    ).fit(runs.X, runs.y)
-    calibration = _calibration(cfg, runs, ensemble)
-    timings["ensemble_s"] = time.perf_counter() - clock
+    predictive = Predictive.from_folds(comparison.models[drive], comparison.fold_models[drive], comparison.fold_of,
+                                       runs.y, comparison.oof[drive])
+    calibration = _calibration(cfg, runs, predictive)
+    timings["calibrate_s"] = time.perf_counter() - clock
     _warn_if_another_ranks_better(comparison, drive, warnings)
-    return Models(comparison, drive, why, ensemble, calibration)
+    return Models(comparison, drive, why, predictive, calibration)
 
 
 def _compare(cfg: FitAppConfig, runs: LoadedRuns) -> Comparison:
@@ -77,22 +78,16 @@ def _compare(cfg: FitAppConfig, runs: LoadedRuns) -> Comparison:
     )
 
 
-def _calibration(cfg: FitAppConfig, runs: LoadedRuns, ensemble: BaggedRegressor) -> dict | None:
-    c, r = cfg.choice, cfg.regressor
-    if not c.calibrate or r.bags <= 1:
+def _calibration(cfg: FitAppConfig, runs: LoadedRuns, predictive: Predictive) -> CalibrationScores | None:
+    """Coverage of the 50/80/95% (and `choice.coverage`) intervals and the calibration of P(a
+    beats b), on the test runs when given, else on the training runs fold by fold (no fit)."""
+    c = cfg.choice
+    if not c.calibrate:
         return None
+    levels = tuple(sorted({*COVERAGES, c.coverage}))
     if runs.X_test is not None:
-        # Held-out test runs measure the intervals directly, at no extra fit.
-        y_test = runs.y_test
-        low, high = ensemble.predict_interval(runs.X_test, coverage=c.coverage)
-        inside = (y_test >= low) & (y_test <= high)
-        return {"coverage": float(inside.mean()), "nominal": c.coverage,
-                "mean_width": float((high - low).mean()), "on": "test", "low": low, "high": high}
-    return interval_coverage(
-        ensemble.estimator, runs.X, runs.y, n_bags=min(r.bags, max(2, c.calibration_bags)),
-        folds=max(2, min(r.folds, c.calibration_folds)), seed=r.seed,
-        coverage=c.coverage, n_jobs=prediction_threads(r.n_jobs),
-    ) | {"on": "out of fold"}
+        return score_calibration(predictive, runs.X_test.to_numpy(), runs.y_test, coverages=levels, nominal=c.coverage)
+    return score_out_of_fold(predictive, runs.X.to_numpy(), runs.y, coverages=levels, nominal=c.coverage)
 
 
 def _warn_if_another_ranks_better(comparison: Comparison, drive: str, warnings: list[str]) -> None:

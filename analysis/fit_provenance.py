@@ -66,20 +66,21 @@ def constraints_record(cfg: FitAppConfig, runs: LoadedRuns, choice: Choice) -> d
 
 
 def uncertainty_record(cfg: FitAppConfig, models: Models, choice: Choice, decision: Decision) -> dict:
-    """Status, weak reasons, evidence, intervals and their measured coverage."""
+    """Status, weak reasons, evidence, intervals, the trust region and the measured calibration."""
     calibration = models.calibration
     d = decision
     return {
         "status": d.status.value,
         "status_line": d.status_line,
         "weak_evidence": d.weak,
-        "bags": cfg.regressor.bags,
+        "members": len(models.predictive.fold_models),
         "choice": {k: v for k, v in choice.stats.items() if k != "trust_note"},
+        "trust": d.trust,
         "emitted": d.emitted_evidence.as_dict(),
         "simulated_choice": d.simulated_evidence.as_dict() if d.emitted_evidence is not d.simulated_evidence else None,
         "intervals": {k: {"low": v[0], "mean": v[1], "high": v[2]} for k, v in d.intervals.items()},
-        "calibration": {k: v for k, v in calibration.items() if k not in ("low", "high")} if calibration else None,
-        "interval_coverage": calibration["coverage"] if calibration else float("nan"),
+        "calibration": calibration.as_dict() if calibration else None,
+        "interval_coverage": calibration.coverage.get(cfg.choice.coverage, float("nan")) if calibration else float("nan"),
     }
 
 

@@ -3,7 +3,7 @@
     pred_vs_actual.png      per regressor: out-of-fold (and test) prediction vs observed target loss
     domain_correlation.png  per domain: Spearman correlation of its weight with the target loss
     mixture_vs_prior.png    per domain: chosen mixture vs token prior vs best run
-    intervals.png           out-of-fold bagged intervals vs observed; intervals of the chosen mixture and its rivals
+    intervals.png           predictive intervals of unseen runs vs observed; intervals of the chosen mixture and its rivals
 """
 
 from __future__ import annotations
@@ -66,12 +66,11 @@ def _mixture_vs_prior(result, path: Path) -> None:
 
 
 def _intervals(result, path: Path) -> None:
-    """Out-of-fold bagged intervals of the driving regressor against the observed loss, and
-    the members' intervals for the chosen mixture, the prior, uniform and the best run."""
+    """Predictive intervals of runs the fit never saw (test, else out of fold) against their
+    observed loss, and the intervals for the chosen mixture, the prior, uniform and the best run."""
     d = result.details
-    low, high = d["interval_check"]
+    low, high, y = d["interval_check"]
     on = (result.evidence.get("calibration") or {}).get("on", "out of fold")
-    y = d["y_test"] if on == "test" else d["y"]
     mid = (low + high) / 2
     inside = (y >= low) & (y <= high)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
@@ -79,7 +78,7 @@ def _intervals(result, path: Path) -> None:
     lo, hi = float(min(y.min(), low.min())), float(max(y.max(), high.max()))
     ax1.plot([lo, hi], [lo, hi], color="grey", lw=1)
     ax1.set(title=f"{result.drive}, {on}: {inside.mean():.0%} inside the intervals (red: outside)",
-            xlabel=f"observed {result.target.label} loss", ylabel="bagged interval")
+            xlabel=f"observed {result.target.label} loss", ylabel="predictive interval")
     labels = list(result.intervals)
     values = np.array([result.intervals[k] for k in labels])
     ax2.errorbar(np.arange(len(labels)), values[:, 1], yerr=[values[:, 1] - values[:, 0], values[:, 2] - values[:, 1]],

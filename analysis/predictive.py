@@ -72,6 +72,12 @@ class Predictive:
         """The centre mu(x): the full-data model's prediction, shape (m,)."""
         return np.asarray(self.model.predict(np.atleast_2d(np.asarray(X, dtype=np.float64))), dtype=np.float64)
 
+    def predict_members(self, X) -> np.ndarray:
+        """Every fold model's prediction, shape (K, m): the members whose spread the risk-aware
+        choice objective reads (the regression's own uncertainty, no run noise)."""
+        X = np.atleast_2d(np.asarray(X, dtype=np.float64))
+        return np.stack([np.asarray(m.predict(X), dtype=np.float64) for m in self.fold_models])
+
     def draws(self, X) -> np.ndarray:
         """The predictive draws mu(x) + r_i: shape (n, m), one row per trained run."""
         return self.predict(X)[None, :] + self.residuals[:, None]
@@ -109,14 +115,15 @@ class Predictive:
         low, mid, high = np.quantile(shift + noise, [tail, 0.5, 1.0 - tail])
         return float(low), float(mid), float(high)
 
-    def probability_beats(self, a, b, *, chunk: int = 4096) -> np.ndarray:
-        """P(a new run at a has a lower loss than a new run at b), per row pair: shape (m,)."""
-        shift = self.predict(a) - self.predict(b)
+    def probability_beats(self, a, b, *, offset=0.0, chunk: int = 4096) -> np.ndarray:
+        """P(a new run at a has a lower loss than a new run at b), per row pair: shape (m,).
+        `offset` (nats) is added to a's side (a penalty difference when judging a penalised loss)."""
+        shift = self.predict(a) - self.predict(b) + offset
         return np.concatenate([self._beats(shift[i : i + chunk]) for i in range(0, len(shift), chunk)])
 
-    def difference(self, a, b, coverage: float) -> tuple[float, float, float]:
+    def difference(self, a, b, coverage: float, *, offset: float = 0.0) -> tuple[float, float, float]:
         """Loss difference Y(a) - Y(b) of new runs at two mixtures: (low, median, high) at `coverage`."""
-        return self._spread(float(self.predict(a)[0] - self.predict(b)[0]), coverage)
+        return self._spread(float(self.predict(a)[0] - self.predict(b)[0]) + offset, coverage)
 
     # --- comparisons with a trained run: only the fold model that did not see it ---------------
 
@@ -126,11 +133,16 @@ class Predictive:
         pa, pb = np.asarray(model.predict(pair), dtype=np.float64)
         return float(pa - pb)
 
-    def probability_beats_run(self, x, run: int, X_runs) -> float:
+    def probability_beats_run(self, x, run: int, X_runs, *, offset: float = 0.0) -> float:
         """P(a new run at mixture x beats a rerun of trained run `run`): both predicted by the
         fold model that never saw that run, each with its own noise."""
-        return float(self._beats(np.array([self._unseen_shift(x, run, X_runs)]))[0])
+        return float(self._beats(np.array([self._unseen_shift(x, run, X_runs) + offset]))[0])
 
-    def difference_to_run(self, x, run: int, X_runs, coverage: float) -> tuple[float, float, float]:
+    def predict_run(self, run: int, X_runs) -> float:
+        """Trained run `run`'s loss as the fold model that never saw it predicts it."""
+        model = self.fold_models[int(self.fold_of[run])]
+        return float(np.asarray(model.predict(np.asarray(X_runs, dtype=np.float64)[run][None, :]))[0])
+
+    def difference_to_run(self, x, run: int, X_runs, coverage: float, *, offset: float = 0.0) -> tuple[float, float, float]:
         """(low, median, high) of Y(x) - Y(rerun of `run`), by the fold model that never saw it."""
-        return self._spread(self._unseen_shift(x, run, X_runs), coverage)
+        return self._spread(self._unseen_shift(x, run, X_runs) + offset, coverage)

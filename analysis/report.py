@@ -96,12 +96,50 @@ def evidence_line(result) -> str:
         d = e["loss_difference"][name]
         parts.append(f"{name.replace('_', ' ')} {p:.0%} (diff {d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}])")
     units = f"; diffs in {result.target.label}, higher is better" if result.target.maximize else ""
-    return f"P(chosen beats) {', '.join(parts)}; {e['coverage']:.0%} intervals over {e['members']} bagged members{units}"
+    line = f"P(chosen beats) {', '.join(parts)}; {e['coverage']:.0%} intervals {e.get('basis', '')}".rstrip()
+    return line + units + _calibration_tail(result)
+
+
+def _calibration_tail(result) -> str:
+    """'; calibration on 256 test runs: 50/80/95% intervals hold 47/85/97%, P(a beats b) ECE 0.012'."""
+    cal = result.evidence.get("calibration") or {}
+    levels = [k for k in cal if k.startswith("coverage@")]
+    if not levels:
+        return ""
+    nominal = "/".join(k.removeprefix("coverage@") for k in levels)
+    held = "/".join(f"{100 * cal[k]:.0f}" for k in levels)
+    return (f"; calibration on {cal['runs']} {cal['on']} runs: {nominal}% intervals hold {held}%, "
+            f"P(a beats b) ECE {cal['ece']:.3f} over {cal['pairs']:,} pairs")
+
+
+def trust_line(result) -> str:
+    """Where the emitted mixture lies against the trust radius the verdict judged by."""
+    trust = result.evidence.get("trust") or {}
+    if not trust:
+        return ""
+    where = "inside" if trust["inside"] else "OUTSIDE"
+    region = "" if trust["region"] else " (choice.trust_radius < 0: candidates were not kept inside it)"
+    return (f"Trust region: L1 <= {trust['radius_l1']:.3f} from the nearest run{region}; the emitted mixture is "
+            f"{result.simulation.get('nearest_run_l1', float('nan')):.3f} from the nearest run: {where}.")
 
 
 def uncertainty_lines(result) -> list[str]:
     """The evidence line and the status line (what `regmix-fit` prints and the report leads with)."""
     return [line for line in (evidence_line(result), result.status_line) if line]
+
+
+def calibration_lines(result) -> list[str]:
+    """The calibration table: share of unseen runs inside each interval; ECE and Brier of P."""
+    cal = result.evidence.get("calibration") or {}
+    if not cal:
+        return ["Calibration: not measured (choice.calibrate=false)."]
+    rows = [[k.removeprefix("coverage@") + "%", f"{100 * v:.1f}%"] for k, v in cal.items() if k.startswith("coverage@")]
+    return [
+        f"Calibration on {cal['runs']} {cal['on']} runs (runs the fit never saw): share inside each interval; "
+        f"P(a beats b) over {cal['pairs']:,} pairs: ECE {cal['ece']:.4f}, Brier {cal['brier']:.4f}.",
+        "",
+        markdown_table(["interval", "runs inside"], rows),
+    ]
 
 
 def interval_rows(result) -> list[list[object]]:
@@ -140,6 +178,7 @@ def summary_text(result) -> str:
     top = sorted(result.mixture.items(), key=lambda kv: -kv[1])
     out.append("chosen: " + ", ".join(f"{d} {w:.4f}" for d, w in top if w > 0))
     out += uncertainty_lines(result)
+    out += [line for line in (trust_line(result),) if line]
     out += [f"warning: {w}" for w in result.warnings]
     out.append(f"emitted: {result.emitted}   (train on it: regmix-train mixture={result.emitted.stem} ...)")
     out.append(f"report:  {result.report_dir / 'report.md'}")
@@ -250,17 +289,18 @@ def write_report_text(result) -> Path:
         "",
         *_simulation_lines(result.simulation),
         "",
-        "## How sure (bagged ensemble of the driving regressor)",
+        "## How sure (predictive distribution: the driver plus its out-of-fold residuals, run noise included)",
         "",
         *[f"**{line}**" if line.startswith("status") else line for line in uncertainty_lines(result)],
         "",
-        f"Predicted {result.target.quantity} by {result.evidence.get('bags', '?')} bootstrap members: mean and "
-        f"{result.evidence.get('emitted', {}).get('coverage', 0.8):.0%} interval.",
+        trust_line(result),
         "",
-        markdown_table(["mixture", "mean", "low", "high"], interval_rows(result)),
+        f"Predicted {result.target.quantity} of a new run: centre and {result.evidence.get('emitted', {}).get('coverage', 0.8):.0%} "
+        "conformal interval (the best run's centre by the fold model that never saw it).",
         "",
-        f"Interval coverage ({(result.evidence.get('calibration') or {}).get('on', 'not measured')}; share of "
-        f"held-out runs inside the members' interval): {result.evidence.get('interval_coverage', float('nan')):.0%}.",
+        markdown_table(["mixture", "centre", "low", "high"], interval_rows(result)),
+        "",
+        *calibration_lines(result),
         "",
         "## Constraints",
         "",

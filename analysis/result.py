@@ -57,6 +57,9 @@ class FitResult:
     """Whether `emitted` holds this fit's mixture yet (the report is written before it)."""
     emit_error: str | None = None
     """Why the mixture could not be written, when it could not."""
+    predictive: Any = None
+    """The predictive distribution of a new run's target loss (`analysis.predictive.Predictive`):
+    what the intervals and probabilities came from, for benchmarks/calibration.py and callers."""
 
 
 

@@ -1,4 +1,4 @@
-"""How strongly the evidence backs the emitted mixture: the fit's status, one of four words.
+"""How strongly the evidence backs the emitted mixture: the fit's status, one of five words.
 
 A `str` enum: each status compares equal to its word ("supported", ...), so reports, the
 provenance and the W&B summary keep the strings they always wrote.
@@ -18,6 +18,9 @@ class Status(StrEnum):
     """Weak evidence: emitted the best supported point itself (the best run or the prior)."""
     WEAK = "weak"
     """Weak evidence, `choice.shrink=false`: emitted the choice unshrunk, and said so."""
+    EXTRAPOLATES = "extrapolates"
+    """Emitted beyond the trust radius from every run (`choice.trust_radius=-1`): no regression
+    is evidence there, whatever its probabilities say."""
 
     @property
     def moved(self) -> bool:

@@ -137,6 +137,12 @@ def summary_values(result: "FitResult") -> dict[str, Any]:
         out[f"loss_diff/{rival}/low"], out[f"loss_diff/{rival}/high"] = diff["low"], diff["high"]
     for label, (low, _, high) in result.intervals.items():
         out[f"interval/{label}/low"], out[f"interval/{label}/high"] = low, high
+    calibration = result.evidence.get("calibration") or {}
+    for key, value in calibration.items():  # coverage@50/80/95, ece, brier, pairs, on, runs
+        out[f"calibration/{key}"] = value
+    trust = result.evidence.get("trust") or {}
+    if trust:
+        out["trust/radius_l1"], out["trust/inside"] = trust["radius_l1"], trust["inside"]
     for name, row in result.comparison.iterrows():
         for column in ("oof_spearman", "oof_pearson", "test_spearman"):
             if column in row:

@@ -14,9 +14,9 @@ Each selection's LightGBM then ranks the 256 test mixtures: regret@1 = true loss
 it ranks first minus the true best (nats), hit@10 = overlap of its top 10 with the true top 10,
 Spearman x100 over all 256. One table of means and standard deviations over the seeds per scorer:
 
-- `choice` (the verdict): what regmix-fit emits, its choice objective: 8 bootstrap bags of
-  `fit`'s LightGBM, each test mixture ranked by the members' 0.8 quantile (`regressor.bags`,
-  `choice.quantile`; the trust region and shrinking of the choice act on simulated candidates,
+- `choice` (the verdict): what regmix-fit emits, its choice objective: the K fold models of
+  `fit`'s LightGBM (`regressor.folds`), each test mixture ranked by the members' 0.8 quantile
+  (`choice.quantile`; the trust region and shrinking of the choice act on simulated candidates,
   not on a fixed test set). Both selections are scored by it, so the comparison is of the runs
   they buy for the mixture the tool would actually emit;
 - `fit`: one plain regmix-fit LightGBM (lr 0.01, 1000 rounds, leaves of at least n // 20 runs
@@ -47,10 +47,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
+from sklearn.base import clone
 from sklearn.model_selection import KFold, cross_val_predict
 
 from analysis.config import ChoiceConfig, RegressorsConfig, SourceConfig
-from analysis.ensemble import BaggedRegressor
 from analysis.propose import run_propose
 from analysis.propose_config import ProposeAppConfig
 from analysis.regressors import build_regressor
@@ -94,8 +94,10 @@ def score(pool_x: pd.DataFrame, pool_y: np.ndarray, rows: np.ndarray, test_x: pd
     config.lightgbm.min_child_samples = leaf
     model = build_regressor("lightgbm", config, seed=seed, predict_threads=1)
     if bagged:
-        ensemble = BaggedRegressor(model, n_bags=config.bags, random_state=seed).fit(pool_x.iloc[rows], pool_y[rows])
-        predicted = np.quantile(ensemble.predict_members(test_x), ChoiceConfig().quantile, axis=0)
+        x, y = pool_x.iloc[rows], pool_y[rows]
+        folds = KFold(n_splits=min(config.folds, len(rows)), shuffle=True, random_state=seed).split(x)
+        members = [clone(model).fit(x.iloc[train], y[train]).predict(test_x) for train, _ in folds]
+        predicted = np.quantile(np.stack(members), ChoiceConfig().quantile, axis=0)
     else:
         predicted = model.fit(pool_x.iloc[rows], pool_y[rows]).predict(test_x)
     regret = float(test_y[np.argmin(predicted)] - test_y.min())
@@ -191,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     for scorer, (leaf, bagged) in SCORERS.items():
         stats = frame[frame.scorer == scorer].drop(columns=["scorer", "seed"]).groupby(["runs", "selection"], sort=False)
         stats = stats.agg(["mean", "std"])
-        ranked = f", {RegressorsConfig().bags} bags ranked by their {ChoiceConfig().quantile} quantile" if bagged else ""
+        ranked = f", {RegressorsConfig().folds} fold models ranked by their {ChoiceConfig().quantile} quantile" if bagged else ""
         print(f"\nscorer {scorer}: LightGBM min_child_samples={leaf or 'n // 20 in [2, 20] (regmix-fit)'}{ranked}")
         print("| runs | selection | Spearman x100 | regret@1 (nats) | hit@10 |")
         print("|---|---|---|---|---|")

@@ -28,7 +28,7 @@ def test_a_badly_wrong_regressor_does_not_drive(tmp_path):
     the emitted mixture lands near the bowl's centre and beats ridge's pick on the true loss."""
     bowl = interaction_loss(5, seed=1)
     root = write_runs(tmp_path / "runs", synthetic_records(bowl, 96, noise=0.01))
-    overrides = [*local_overrides(tmp_path, root), "regressor.bags=4"]
+    overrides = [*local_overrides(tmp_path, root)]
     result = run_fit(compose_fit(overrides), progress=False)
     assert result.comparison.loc["ridge", "oof_spearman"] < 0.6
     assert result.drive in ("lightgbm", "xgboost")
@@ -49,7 +49,7 @@ def test_token_budget_caps_the_small_domain_at_max_epochs(tmp_path):
     tokens = {d: (500 if d == small else 1_000_000) for d in loss.domains}
     root = write_runs(tmp_path / "runs", synthetic_records(loss, 40, noise=0.01), tokens)
     uniform = "{" + ", ".join(f"{d}: 1" for d in loss.domains) + "}"  # candidates around uniform, not the token counts
-    base = [*local_overrides(tmp_path, root), "regressor.bags=4", f"simulation.prior={uniform}"]
+    base = [*local_overrides(tmp_path, root), f"simulation.prior={uniform}"]
     free = run_fit(compose_fit(base), progress=False)
     assert free.mixture[small] > 0.5
     capped = run_fit(compose_fit([*base, "simulation.token_budget=10000", "simulation.max_epochs=2",
@@ -66,7 +66,7 @@ def test_token_budget_caps_the_small_domain_at_max_epochs(tmp_path):
 def test_l1_penalty_pulls_toward_the_prior_and_is_recorded(tmp_path):
     loss = linear_loss(5, seed=3)
     root = write_runs(tmp_path / "runs", synthetic_records(loss, 40, noise=0.01))
-    base = [*local_overrides(tmp_path, root), "regressor.bags=4"]
+    base = [*local_overrides(tmp_path, root)]
     free = run_fit(compose_fit(base), progress=False)
     pulled = run_fit(compose_fit([*base, "choice.l1_penalty=2.0", "out=pulled"]), progress=False)
     prior = np.full(5, 0.2)

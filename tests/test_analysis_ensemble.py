@@ -62,16 +62,3 @@ def test_probability_below_is_paired_over_members():
     assert probability_below(a, a + 0.1) == 1.0
     assert probability_below(a, a) == 0.5
     assert probability_below(a + 1, a) == 0.0
-
-
-def test_out_of_fold_interval_coverage_is_measured_not_assumed():
-    from analysis.compare import interval_coverage
-
-    X, y = table_for(linear_loss(5, seed=2), 60, noise=0.05)
-    narrow = interval_coverage(RidgeRegressor(), X, y, n_bags=6, folds=3, seed=0, coverage=0.5)
-    wide = interval_coverage(RidgeRegressor(), X, y, n_bags=6, folds=3, seed=0, coverage=0.95)
-    assert narrow["low"].shape == (60,) and np.all(narrow["low"] <= narrow["high"])
-    assert 0.0 <= narrow["coverage"] <= wide["coverage"] <= 1.0
-    assert wide["mean_width"] > narrow["mean_width"]
-    inside = (y >= wide["low"]) & (y <= wide["high"])
-    assert wide["coverage"] == inside.mean()

@@ -278,9 +278,10 @@ def test_paper_data_acceptance(tmp_path, monkeypatch):
 def test_evidence_line_says_when_no_member_tells_two_mixtures_apart():
     """Emitting the best run itself gives P(beats it) = 50% by 'ties half'; the line says why
     instead of printing what would read as a coin flip."""
-    from analysis.choice import Evidence
+    from analysis.verdict import Evidence
 
-    line = Evidence({"prior": 0.75, "best_run": 0.5}, {"prior": (-0.2, -0.1, 0.01), "best_run": (0.0, 0.0, 0.0)}, 0.8, 8).line()
+    line = Evidence({"prior": 0.75, "best_run": 0.5}, {"prior": (-0.2, -0.1, 0.01), "best_run": (0.0, 0.0, 0.0)}, 0.8,
+                    "of new runs").line()
     assert "prior 75% (loss diff -0.100 [-0.200, +0.010])" in line
     assert "best_run: no member tells them apart (loss diff 0)" in line and "best_run 50%" not in line
 
