@@ -101,14 +101,20 @@ def evidence_line(result) -> str:
 
 
 def _calibration_tail(result) -> str:
-    """'; calibration on 256 test runs: 50/80/95% intervals hold 47/85/97%, P(a beats b) ECE 0.012'."""
-    cal = result.evidence.get("calibration") or {}
+    text = calibration_summary(result.evidence)
+    return f"; {text}" if text else ""
+
+
+def calibration_summary(evidence: dict) -> str:
+    """'calibration on 256 test runs: 50/80/95% intervals hold 47/85/97%, P(a beats b) ECE 0.012
+    over 32,640 pairs' from a fit's evidence record; '' when not measured."""
+    cal = evidence.get("calibration") or {}
     levels = [k for k in cal if k.startswith("coverage@")]
     if not levels:
         return ""
     nominal = "/".join(k.removeprefix("coverage@") for k in levels)
     held = "/".join(f"{100 * cal[k]:.0f}" for k in levels)
-    return (f"; calibration on {cal['runs']} {cal['on']} runs: {nominal}% intervals hold {held}%, "
+    return (f"calibration on {cal['runs']} {cal['on']} runs: {nominal}% intervals hold {held}%, "
             f"P(a beats b) ECE {cal['ece']:.3f} over {cal['pairs']:,} pairs")
 
 

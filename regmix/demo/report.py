@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.choice import NO_MEMBER_TELLS
-from analysis.report import markdown_table
+from analysis.report import calibration_summary, markdown_table
 from regmix.atomic_file import write_text_atomic
 from regmix.mixture import Mixture
 
@@ -142,6 +142,9 @@ class DemoOutcome:
             lines.append(f"active round ({self.round.n_before} -> {self.round.n_after} proxies): {self.round.verdict(self)}")
         lines += [f"  [{'x' if ok else ' '}] emitted {what}" for what, ok in self.verdicts.items()]
         lines.append(getattr(self.fit, "status_line", "") or "")
+        calibration = calibration_summary(getattr(self.fit, "evidence", None) or {})
+        if calibration:
+            lines.append(f"  {calibration}")
         for rival, p, proxy, target, margin in self.forecasts():
             if p == SAME_MIXTURE:
                 lines.append(f"  emitted is {rival}'s mixture: no forecast; the target-scale difference {margin} is seed to seed")
@@ -249,8 +252,11 @@ def write_report(outcome: DemoOutcome) -> Path:
         "",
         f"{fit.status_line}",
         "",
-        "P(emitted beats X) is the share of the fit's bagged regressors (fitted on the proxies) that predict "
-        "the emitted mixture's loss below X's; the probabilities are about proxy-scale loss.",
+        "P(emitted beats X) is the probability that a new proxy run of the emitted mixture has a lower loss "
+        "than one of X's, from the fit's predictive distribution (the driver plus its out-of-fold residuals, "
+        "so the proxies' own noise is in it; against the best proxy, by the fold model that never saw it); "
+        "the probabilities are about proxy-scale loss"
+        + (f"; {calibration_summary(fit.evidence or {})}." if calibration_summary(fit.evidence or {}) else "."),
         "",
         markdown_table(["rival", "P(emitted beats it)", "came true at proxy scale", "came true at target scale",
                         "target-scale margin"], outcome.forecasts()),
