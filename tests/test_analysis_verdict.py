@@ -9,6 +9,7 @@ from omegaconf import OmegaConf
 from analysis.candidates import around_runs, candidate_space
 from analysis.choice import auto_radius, nearest_l1
 from analysis.fit import run_fit
+from analysis.tracking import summary_values
 from regmix.config import SamplerConfig
 from regmix.run_record import RunRecord, write_record
 from tests.support.synthetic_runs import TARGET, linear_loss
@@ -73,6 +74,11 @@ def test_linear_truth_ridge_far_from_the_data_says_it_extrapolates(tmp_path):
     provenance = OmegaConf.load(result.emitted).provenance
     assert provenance.uncertainty.status == "extrapolates"
     assert ": OUTSIDE." in (result.report_dir / "report.md").read_text()
+    # The calibration figures travel beside the probabilities: provenance, report, W&B summary.
+    summary = summary_values(result)
+    assert summary["trust/inside"] is False and 0 <= summary["calibration/coverage@80"] <= 1
+    assert {"coverage@50", "coverage@80", "coverage@95", "ece", "brier"} <= set(provenance.uncertainty.calibration)
+    assert "Calibration on 24 out of fold runs" in (result.report_dir / "report.md").read_text()
 
 
 def test_candidates_around_runs_fill_the_region_and_meet_the_bounds():
