@@ -202,6 +202,8 @@ def errors_end_cleanly(app):
         os.environ["HYDRA_FULL_ERROR"] = "1"
         try:
             return app(*args, **kwargs)
+        except BrokenPipeError:
+            raise  # a reader that closed the pipe: `quiet_broken_pipe` ends quietly
         except Exception as exc:
             if getattr(exc, "regmix_reported", False):
                 sys.exit(2)  # its line is already out (a multirun job)
