@@ -116,8 +116,8 @@ def run_identity(record: RunRecord) -> dict[str, Any]:
 
 def identity_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """'<setting> <old> -> <new>' for each part where two identities differ (empty: the same run)."""
-    if not isinstance(old, Mapping):
-        return [f"identity {old!r} -> (this run's)"]
+    if not isinstance(old, Mapping) or not isinstance(old.get("settings"), Mapping):
+        return ["its identity was written by another version of regmix"]
     out = []
     old_settings, new_settings = old.get("settings") or {}, new.get("settings") or {}
     for path in sorted(set(old_settings) | set(new_settings), key=_order):

@@ -224,3 +224,12 @@ def test_kept_final_checkpoint_of_a_lost_record_is_evaluated_not_set_aside(corpu
     again = train_run(cfg(corpus, tmp_path, keep_checkpoint=True), **QUIET)
     assert again.resumed_from_step == 20 and again.val_loss == whole.val_loss
     assert not list((tmp_path / "run").glob("checkpoint.pt.rejected-*"))
+
+
+def test_a_checkpoint_identity_of_an_older_regmix_is_named_as_such():
+    from regmix.run_identity import identity_differences
+
+    older = {"mixture": WEIGHTS, "model": {}, "train": {}, "corpus": "h", "seed": 0}  # before run_identity.py
+    assert identity_differences(older, run_identity(RunRecord(mixture=WEIGHTS))) == [
+        "its identity was written by another version of regmix"
+    ]
