@@ -37,8 +37,9 @@ class Decision:
     simulated_evidence: Evidence
     emitted_evidence: Evidence
     predicted: dict[str, float]
-    """Target loss the driver predicts for chosen, best_candidate, prior, uniform, best_run (and
-    simulated_choice when the emitted mixture moved away from it)."""
+    """What the driver predicts for chosen, best_candidate, prior, uniform, best_run (and
+    simulated_choice when the emitted mixture moved away from it): `Target.loss` units in the
+    stage, the target's own units after `for_user` (as are intervals, best_run, cross_check)."""
     intervals: dict[str, tuple[float, float, float]]
     best_run: dict
     cross_check: dict[str, dict[str, float]]

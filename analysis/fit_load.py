@@ -87,6 +87,8 @@ def load_stage(cfg: FitAppConfig, warnings: list[str]) -> LoadedRuns:
             "leave report_dir unset (reports/<out>/) to keep one report per mixture"
         )
     cfg.report_dir = str(report_dir)  # the tracker's files go there too
+    _check_folder(report_dir, "report_dir")
+    _check_folder(path.parent, "mixture_dir")
     check_settings(cfg)
 
     table, drops = validate_runs(raw, required_losses=target.domains, allow_mixed=cfg.allow_mixed, goal=target.goal)
@@ -96,6 +98,15 @@ def load_stage(cfg: FitAppConfig, warnings: list[str]) -> LoadedRuns:
         test_table, test_drops = _load_test(cfg, target, table.domains, raw.location)
     space, budget_caps = _space(cfg, table, warnings)
     return LoadedRuns(raw, table, drops, target, out, path, report_dir, space, budget_caps, test_table, test_drops)
+
+
+def _check_folder(folder: Path, key: str) -> None:
+    """A folder the fit writes into, refused before the slow steps when a file stands in its way."""
+    for place in (folder, *folder.parents):
+        if place.exists():
+            if not place.is_dir():
+                raise AnalysisError(f"{key}: {place} is a file, not a folder; set {key}=<a folder> (or move the file)")
+            return
 
 
 def _load_test(cfg: FitAppConfig, target: Target, domains: list[str], train_location: str) -> tuple[RunsTable, DropReport]:

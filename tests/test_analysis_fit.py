@@ -323,3 +323,12 @@ def test_extrapolation_note_describes_the_driver_rule_in_force():
 
     text = "\n".join(extrapolation_note(0.7))
     assert "out-of-fold Spearman" in text and "min_runs_for_trees" not in text
+
+
+@pytest.mark.parametrize("key", ["report_dir", "mixture_dir"])
+def test_a_file_where_an_output_folder_goes_is_refused_before_fitting(tmp_path, local_runs, key):
+    """It was a FileExistsError traceback after the whole fit."""
+    (tmp_path / "taken").write_text("not a folder")
+    overrides = [o for o in local_overrides(tmp_path, local_runs) if not o.startswith(f"{key}=")]
+    with pytest.raises(AnalysisError, match=rf"{key}: .*taken is a file, not a folder; set {key}=<a folder>"):
+        run_fit(compose_fit([*overrides, f"{key}={tmp_path / 'taken'}"]), progress=False)
