@@ -100,3 +100,27 @@ def test_a_goal_outside_wandbs_words_or_rounds_of_mixed_goals_are_refused(tmp_pa
     with pytest.raises(AnalysisError, match=r"the rounds record different targets \(r0: accuracy \(maximize\); r1: accuracy\)"):
         resolve_target(None, records=records, available=["accuracy"])
     assert resolve_target(None, goal="maximize", records=records, available=["accuracy"]).maximize
+
+
+def test_any_summary_key_is_a_target(tmp_path):
+    """W&B summary keys beside the losses become metrics a fit can target (W&B's own '_' keys do not)."""
+    from analysis.sources.wandb_api import record_from_run
+    from regmix.run_record import write_record
+    from tests.support.synthetic_runs import TARGET, synthetic_records
+
+    common = dict(run_id="abc", display_name="x", state="finished", sweep_id="s", entity="e", project="p", url=None)
+    config = {"mixture": {"index": 3, "weights": {"a": 0.25, "b": 0.75}}}
+    record, _ = record_from_run(config=config, summary={"val/a/loss": 1.5, "eval/acc": 0.61, "_runtime": 9.0,
+                                                         "note": "text"}, **common)
+    assert record.metrics == {"eval/acc": 0.61} and record.val_loss == {"a": 1.5}
+
+    truth = linear_loss(DOMAINS, seed=3)
+    root = tmp_path / "runs"
+    for rec in synthetic_records(truth, 24, noise=0.001, sweep="acc"):
+        rec.metrics = {"eval/acc": 1.0 - rec.val_loss[TARGET] / 10}  # higher where the loss is lower
+        write_record(root / rec.run_name, rec)
+    result = run_fit(compose_fit([f"source.root={root}", "target=eval/acc", "target_goal=maximize", "regressor=linear",
+                                  f"mixture_dir={tmp_path / 'mix'}", f"report_dir={tmp_path / 'rep'}", *FAST]),
+                     progress=False)
+    assert result.target.weights == {"eval/acc": 1.0} and result.predicted["chosen"] > result.predicted["prior"]
+    assert np.argmax(result.mixture.vector(truth.domains)) == np.argmax(truth.gain)
