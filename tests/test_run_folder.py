@@ -4,6 +4,7 @@ read-only finished run is reported finished; no empty `train.log`."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -21,8 +22,10 @@ def corpus(tmp_path_factory) -> Path:
 
 
 def train(corpus: Path, cwd: Path, *extra: str):
+    """regmix-train with its temporary files (Hydra's staged .hydra/) under cwd/tmp."""
+    (cwd / "tmp").mkdir(exist_ok=True)
     return cli("regmix-train", "sweep=f", f"data.dir={corpus}", MIX, "run_name=r", *QUICK, "train.tokens=5120", *extra,
-               cwd=cwd)
+               cwd=cwd, env={**os.environ, "TMPDIR": str(cwd / "tmp")})
 
 
 def hydra_files(run_dir: Path) -> dict[str, bytes]:
@@ -56,6 +59,7 @@ def test_refused_trainers_leave_hydra_record_byte_identical(corpus, tmp_path):
         assert "is being trained by" in one_error_line(busy)
         assert hydra_files(live) == {"config.yaml": b"train:\n  lr: 0.003\n"}
     assert not list((tmp_path / "runs").rglob("train.log"))  # job logging goes to stdout only
+    assert not list((tmp_path / "tmp").glob("regmix-hydra-*"))  # no staged .hydra/ left behind
 
 
 def test_read_only_finished_run_is_reported_finished(corpus, tmp_path):

@@ -52,16 +52,30 @@ def register_staging_resolver() -> None:
         OmegaConf.register_new_resolver(STAGING_RESOLVER, hydra_staging)
 
 
+def _staged() -> Path | None:
+    """The running job's staged `.hydra/` (None: Hydra wrote none, or wrote it in place)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    staged = HydraConfig.get().output_subdir
+    return Path(staged) if staged is not None and Path(staged).is_absolute() else None
+
+
+def discard_staged_hydra_record() -> None:
+    """Remove the running job's staging folder (kept or refused, the job is over); the process's
+    staging root goes at exit."""
+    staged = _staged()
+    if staged is not None and _staging_root and staged.parent == Path(_staging_root[0]):
+        shutil.rmtree(staged, ignore_errors=True)
+
+
 def keep_hydra_record(run_dir: Path) -> None:
     """Copy the staged `.hydra/` of the running job into `run_dir` (the trainer calls this once it
     has claimed the run). Nothing to do when Hydra wrote none (`hydra.output_subdir=null`) or
     wrote it in place (a relative `hydra.output_subdir=...` given by the user)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    staged = HydraConfig.get().output_subdir
-    if staged is None or not Path(staged).is_absolute() or not Path(staged).is_dir():
+    staged = _staged()
+    if staged is None or not staged.is_dir():
         return
-    for path in sorted(Path(staged).glob("*.yaml")):
+    for path in sorted(staged.glob("*.yaml")):
         write_text_atomic(run_dir / HYDRA_RECORD / path.name, path.read_text(encoding="utf-8"))
 
 
