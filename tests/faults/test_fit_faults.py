@@ -136,7 +136,9 @@ def test_runs_of_one_model_name_but_another_shape_lr_or_eval_slice_are_not_mixed
         return make
 
     monkeypatch.chdir(tmp_path)
-    for changed, shown in (("shape", "width 128"), ("lr", "lr 0.001"), ("eval", "eval tokens 4096")):
+    shown_for = {"shape": "model.d_model: 64 (8 runs), 128 (4 runs)", "lr": "train.lr: 0.003 (8 runs), 0.001 (4 runs)",
+                 "eval": "eval.tokens_per_domain: 65536 (8 runs), 4096 (4 runs)"}
+    for changed, shown in shown_for.items():
         root = write_runs(tmp_path / changed, config=config(changed))
         args = [f"source.root={root}", f"target={TARGET}", "mixture_dir=mix", f"out={changed}", *FAST]
         with pytest.raises(AnalysisError, match="the runs mix training setups") as err:
