@@ -21,7 +21,7 @@ def readme_line(start: str) -> str:
 
 
 def test_the_readme_code_folder_example_with_a_target_domain(tmp_path):
-    command = shlex.split(readme_line("regmix-prepare data=text '+data.paths.code=[src/]'"))
+    command = shlex.split(readme_line("regmix-prepare data=text data.name=code_prose '+data.paths.code=[src/]'"))
     # The target-domain fragment the README gives in its prose, e.g. `'+data.paths.web=[crawl/]' 'data.targets=[web]'`.
     (fragment,) = re.findall(r"`('\+data\.paths\.web=\[crawl/\]' 'data\.targets=\[web\]')`", (REPO / "README.md").read_text())
     for folder, suffix, n in (("src", ".py", 6), ("books", ".txt", 2), ("crawl", ".txt", 2)):
@@ -32,6 +32,6 @@ def test_the_readme_code_folder_example_with_a_target_domain(tmp_path):
     done = subprocess.run([str(BIN / command[0]), *command[1:], *shlex.split(fragment), "data.tokenizer.vocab_size=300"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    meta = read_meta(tmp_path / "data" / "text")
+    meta = read_meta(tmp_path / "data" / "code_prose")
     assert meta.domains["code"].train_tokens > 0  # the .py files were read (data.text_suffixes)
     assert meta.domains["web"].role == "target" and meta.domains["web"].train_tokens == 0
