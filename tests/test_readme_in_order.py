@@ -68,6 +68,13 @@ def users_files(work: Path) -> None:
     rows = [{"text": d, "source": topic} for seed, topic in enumerate(("news", "forum")) for d in _documents(topic, 40, seed)]
     (work / "corpus.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     pd.DataFrame({"text": [r["text"] for r in rows], "domain": [r["source"] for r in rows]}).to_parquet(work / "corpus.parquet")
+    (work / "pile" / "cc").mkdir(parents=True)  # a folder of crawl pages and a compressed jsonl
+    for i, doc in enumerate(_documents("page", 30, 3)):
+        (work / "pile" / "cc" / f"p{i}.txt").write_text(doc)
+    import zstandard
+
+    lines = "".join(json.dumps({"text": d}) + "\n" for d in _documents("book", 30, 4)).encode()
+    (work / "books.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(lines))
     released = work / "regmix-data" / "train"  # RegMix's release: <domain>-<N>-<...>.jsonl shards
     released.mkdir(parents=True)
     for seed, domain in enumerate(("pile_cc", "github")):
@@ -110,6 +117,6 @@ def test_the_readme_runs_in_order(tmp_path):
     assert (tmp_path / "conf" / "mixture" / "first-first_r1_web_blend.yaml").is_file()
     assert len(read_mixtures_table(tmp_path / "sweeps" / "first_r2.mixtures.csv")) == k
     assert "by round: first 4, first_r1 2" in done.stdout
-    for name in ("code_prose", "table", "table_bpe", "released", "tokens"):
+    for name in ("code_prose", "table", "table_bpe", "cc_books", "released", "tokens"):
         assert read_meta(tmp_path / "data" / name).train_domains, name
     assert not (tmp_path / "data" / "text").exists(), "every own-data example names its own corpus"
