@@ -35,6 +35,8 @@ import numpy as np
 
 #: The intervals the calibration reports (central coverages).
 COVERAGES = (0.5, 0.8, 0.95)
+#: Residual pairs behind P(a beats b), at most (4M float64: 32 MiB); all n (n - 1) up to ~2,000 runs.
+MAX_NOISE_PAIRS = 1 << 22
 
 
 def conformal_rank(n: int, coverage: float) -> int:
@@ -96,30 +98,38 @@ class Predictive:
         half = self.half_width(coverage)
         return mu - half, mu + half
 
+    def _noise(self) -> np.ndarray:
+        """The sorted differences r_i - r_j over pairs of distinct runs i != j: the noise of Y(a) -
+        Y(b) for two new runs (they never share one draw; the diagonal would put a step of 1/n
+        at 0). Beyond MAX_NOISE_PAIRS pairs (about 2,000 runs) a fixed random subset of them."""
+        cached = getattr(self, "_noise_sorted", None)
+        if cached is None:
+            n = self.n
+            if n * (n - 1) <= MAX_NOISE_PAIRS:
+                i, j = np.nonzero(~np.eye(n, dtype=bool))
+            else:
+                rng = np.random.default_rng(0)
+                i, j = rng.integers(0, n, MAX_NOISE_PAIRS), rng.integers(0, n - 1, MAX_NOISE_PAIRS)
+                j = j + (j >= i)  # distinct from i, uniform over the others
+            cached = self._noise_sorted = np.sort(self.residuals[i] - self.residuals[j])
+        return cached
+
     def _beats(self, shift: np.ndarray) -> np.ndarray:
-        """P(shift + r_i - r_j < 0) over pairs of distinct runs i != j (two new runs never share
-        one noise draw; the diagonal would put a step of 1/n at shift 0), ties half; shift (m,)."""
-        n = self.n
-        r = np.sort(self.residuals)
-        t = shift[:, None] + self.residuals[None, :]  # (m, n): need r_j > t
-        right = np.searchsorted(r, t, side="right")
-        left = np.searchsorted(r, t, side="left")
-        every = (n - right + 0.5 * (right - left)).sum(axis=1)  # over all (i, j), in pairs
-        diagonal = n * ((shift < 0) + 0.5 * (shift == 0))  # i == j: shift + 0 < 0
-        return (every - diagonal) / (n * (n - 1))
+        """P(shift + r_i - r_j < 0) over pairs of distinct runs, ties half; shift (m,) -> (m,)."""
+        noise = self._noise()
+        below = np.searchsorted(noise, -np.asarray(shift, dtype=np.float64), side="left")
+        upto = np.searchsorted(noise, -np.asarray(shift, dtype=np.float64), side="right")
+        return (below + 0.5 * (upto - below)) / len(noise)
 
     def _spread(self, shift: float, coverage: float) -> tuple[float, float, float]:
-        noise = self.residuals[:, None] - self.residuals[None, :]
-        noise = noise[~np.eye(self.n, dtype=bool)]  # distinct runs, as in _beats
         tail = (1.0 - coverage) / 2.0
-        low, mid, high = np.quantile(shift + noise, [tail, 0.5, 1.0 - tail])
+        low, mid, high = shift + np.quantile(self._noise(), [tail, 0.5, 1.0 - tail])
         return float(low), float(mid), float(high)
 
-    def probability_beats(self, a, b, *, offset=0.0, chunk: int = 4096) -> np.ndarray:
+    def probability_beats(self, a, b, *, offset=0.0) -> np.ndarray:
         """P(a new run at a has a lower loss than a new run at b), per row pair: shape (m,).
         `offset` (nats) is added to a's side (a penalty difference when judging a penalised loss)."""
-        shift = self.predict(a) - self.predict(b) + offset
-        return np.concatenate([self._beats(shift[i : i + chunk]) for i in range(0, len(shift), chunk)])
+        return self._beats(self.predict(a) - self.predict(b) + offset)
 
     def difference(self, a, b, coverage: float, *, offset: float = 0.0) -> tuple[float, float, float]:
         """Loss difference Y(a) - Y(b) of new runs at two mixtures: (low, median, high) at `coverage`."""
