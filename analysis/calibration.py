@@ -103,7 +103,7 @@ def _accumulate(predictive: Predictive, X: np.ndarray, y: np.ndarray, rng, cover
         inside[c] = (y >= low) & (y <= high)
         width[c] = np.stack([low, high])
     a, b = _pairs(len(y), rng)
-    p = predictive.probability_beats(X[a], X[b]) if len(a) else np.empty(0)
+    p = predictive.probability_from_shift(center[a] - center[b]) if len(a) else np.empty(0)  # one prediction per run
     truth = (y[a] < y[b]).astype(np.float64) + 0.5 * (y[a] == y[b])
     return inside, width, p, truth
 

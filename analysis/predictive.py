@@ -126,6 +126,11 @@ class Predictive:
         low, mid, high = shift + np.quantile(self._noise(), [tail, 0.5, 1.0 - tail])
         return float(low), float(mid), float(high)
 
+    def probability_from_shift(self, shift) -> np.ndarray:
+        """P(Y(a) < Y(b)) given the predicted difference mu(a) - mu(b) per pair (nats): for many
+        pairs of few mixtures, predict each mixture once and pass the differences."""
+        return self._beats(np.atleast_1d(np.asarray(shift, dtype=np.float64)))
+
     def probability_beats(self, a, b, *, offset=0.0) -> np.ndarray:
         """P(a new run at a has a lower loss than a new run at b), per row pair: shape (m,).
         `offset` (nats) is added to a's side (a penalty difference when judging a penalised loss)."""
