@@ -168,10 +168,12 @@ def test_a_tiny_proxy_trains_on_token_files_without_their_text(tmp_path, token_t
     them), then regmix-train on the corpus: no text exists anywhere."""
     shutil.copytree(token_tree, tmp_path / "tokens")
     shutil.copy(tokenizer_json, tmp_path / "tokens" / "tokenizer.json")
-    command = _readme_line("regmix-prepare data=pretokenized data.domains_dir=tokens/")
+    command = _readme_line("regmix-prepare data=pretokenized")
+    assert "data.domains_dir=tokens/" in command
     done = cli(command[0], *command[1:], "data.val_fraction=0.2", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    corpus = tmp_path / "data" / "pretokenized"
+    name = next((arg.split("=", 1)[1] for arg in command if arg.startswith("data.name=")), "pretokenized")
+    corpus = tmp_path / "data" / name
     assert "prose" in done.stdout and "code" in done.stdout
     meta = read_meta(corpus)
     assert meta.tokenizer["kind"] == "file" and meta.vocab_size == load_tokenizer_file(tokenizer_json).vocab_size
