@@ -80,7 +80,6 @@ REGRESSORS = (
     Relation(("drive", "compare"), lambda d, names: d in ("auto", "best_oof", "rule", *names),
              "drive is auto, best_oof, rule or one of the compared regressors"),
     Range("min_runs_for_trees", 1),
-    Range("bags", 1, note=" (8 by default; 1 = no spread)"),
     Range("folds", 2, note=" (default 5)"),
     Range("seed", 0),
     Range("n_jobs", 0, note="; 0 = every core"),
@@ -111,13 +110,12 @@ CHOICE = (
     Range("quantile", 0, 1, low_open=True, high_open=True),
     Range("pool", 1),
     Range("trust_factor", 0, low_open=True),
+    Range("around_runs", 0, note="; 0 = the generator's draws only"),
     Range("l1_penalty", 0, note=" (nats per unit of L1 distance)"),
     Range("kl_penalty", 0, note=" (nats per nat of KL)"),
     Range("coverage", 0, 1, low_open=True, high_open=True),
     Range("min_probability", 0, 1, low_open=True, high_open=True),
     Range("min_spearman", -1, 1),
-    Range("calibration_bags", 1),
-    Range("calibration_folds", 2),
 )
 
 FIT_TRACKER = (OneOf("mode", TRACKER_MODES),)

@@ -158,12 +158,14 @@ def _value(cfg: Any, key: str) -> Any:
 
 
 def problems(cfg: Any, rules: Iterable[Rule]) -> list[str]:
-    """Every broken rule's line, in table order."""
+    """Every broken rule's line: single-key rules in table order, then the relations whose keys
+    passed their own rules."""
     found = []
-    for rule in rules:
+    broken: set[str] = set()  # keys already refused on their own: their relations would only echo it
+    for rule in sorted(rules, key=lambda r: isinstance(r, Relation)):
         if isinstance(rule, Relation):
             values = [_value(cfg, k) for k in rule.keys]
-            if any(v is _MISSING for v in values):
+            if any(v is _MISSING for v in values) or broken.intersection(rule.keys):
                 continue
             line = rule.problem_of(values)
         else:
@@ -171,6 +173,8 @@ def problems(cfg: Any, rules: Iterable[Rule]) -> list[str]:
             if value is _MISSING:
                 continue
             line = rule.problem(value)
+            if line:
+                broken.add(rule.key)
         if line:
             found.append(line)
     return found

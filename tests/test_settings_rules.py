@@ -156,11 +156,13 @@ def test_the_bad_values_the_issue_names_are_refused_with_the_valid_ones(hydra):
         ("train", "eval.batch_size=0"): ">= 1",
         ("train", "train.device=gpu"): "cuda:<n>",
         ("train", "train.threads=-1"): ">= 0",
-        ("fit", "simulation.n_candidates=-5"): "simulation.n_candidates=-5 is out of range",
+        ("fit", "simulation.n_candidates=-5"): "simulation.n_candidates=-5 is out of range; use a number >= 1 (the paper: 1,000,000)",
         ("propose", "simulation.n_candidates=-5"): "simulation.n_candidates=-5 is out of range",
     }
     for (app, override), expected in cases.items():
-        assert expected in _fails_fast(app, [override], override.split("=")[0]), override
+        line = _fails_fast(app, [override], override.split("=")[0])
+        assert expected in line, override
+        assert "more bad setting" not in line, line  # a relation with top_k does not echo it
 
 
 @pytest.mark.parametrize("app", list(APPS))
@@ -213,6 +215,26 @@ def test_every_number_and_choice_of_every_command_has_a_rule(app):
     missing = [key for key, name in _leaves(_schemas()[app]) if key not in ruled and name not in FREE]
     missing = [k for k in missing if not (k.endswith("data.seed") or k == "data.seed")]
     assert missing == [], f"{app}: settings without a rule (add one to its table, or to FREE with why): {missing}"
+
+
+def _all_keys(schema, prefix=""):
+    hints = typing.get_type_hints(schema)
+    for f in dataclasses.fields(schema):
+        kind = hints[f.name]
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        base = args[0] if typing.get_origin(kind) is typing.Union and len(args) == 1 else kind
+        if dataclasses.is_dataclass(base):
+            yield from _all_keys(base, f"{prefix}{f.name}.")
+        else:
+            yield f"{prefix}{f.name}"
+
+
+@pytest.mark.parametrize("app", list(APPS))
+def test_every_rule_names_a_setting_of_its_command(app):
+    """A rule whose setting was renamed or removed would check nothing: refuse it here."""
+    keys = set(_all_keys(_schemas()[app]))
+    named = [k for rule in load_rules(APPS[app]) for k in (rule.keys if isinstance(rule, Relation) else [rule.key])]
+    assert [k for k in named if k not in keys] == []
 
 
 def test_the_rules_spell_the_names_as_the_code_does():
