@@ -5,8 +5,9 @@ Every member is the same estimator fitted on a bootstrap resample of the runs (a
 decide the fit) the members disagree. Acquisitions (lower confidence bound, Thompson draws) and
 the probability that one mixture beats another are computed from `predict_members`.
 
-Member spread is epistemic only (it does not include the runs' own noise); how often held-out
-runs fall inside `predict_interval` is measured out of fold (`analysis.compare`), not assumed.
+Member spread is epistemic only (it does not include the runs' own noise). regmix-propose uses
+it to pick where to train next; regmix-fit's intervals and P(beats) come from a predictive
+distribution with the runs' noise in it (analysis.predictive).
 """
 
 from __future__ import annotations

@@ -89,7 +89,7 @@ TOP_SHARE = 0.1
 def score(pool_x: pd.DataFrame, pool_y: np.ndarray, rows: np.ndarray, test_x: pd.DataFrame, test_y: np.ndarray,
           seed: int, leaf: int | None = None, bagged: bool = False) -> tuple[float, float, int]:
     """(Spearman x100, regret@1, hit@10) of a paper-recipe LightGBM fitted on `rows` of the pool
-    (bagged and ranked by the members' upper quantile with `bagged`, as regmix-fit's choice)."""
+    (its K fold models ranked by their upper quantile with `bagged`, as regmix-fit's choice)."""
     config = RegressorsConfig()
     config.lightgbm.min_child_samples = leaf
     model = build_regressor("lightgbm", config, seed=seed, predict_threads=1)
