@@ -195,16 +195,22 @@ FREE = {
 }
 
 
-def _leaves(schema, prefix=""):
+def _settings(schema, prefix=""):
+    """Every leaf setting of a config schema: (dotted key, field name, its type without Optional)."""
     hints = typing.get_type_hints(schema)
     for f in dataclasses.fields(schema):
         kind = hints[f.name]
         args = [a for a in typing.get_args(kind) if a is not type(None)]
         base = args[0] if typing.get_origin(kind) is typing.Union and len(args) == 1 else kind
         if dataclasses.is_dataclass(base):
-            yield from _leaves(base, f"{prefix}{f.name}.")
-        elif base in (int, float, str):
-            yield f"{prefix}{f.name}", f.name
+            yield from _settings(base, f"{prefix}{f.name}.")
+        else:
+            yield f"{prefix}{f.name}", f.name, base
+
+
+def _leaves(schema):
+    """The numbers and choices of a schema: (dotted key, field name)."""
+    return [(key, name) for key, name, base in _settings(schema) if base in (int, float, str)]
 
 
 @pytest.mark.parametrize("app", list(APPS))
@@ -217,22 +223,10 @@ def test_every_number_and_choice_of_every_command_has_a_rule(app):
     assert missing == [], f"{app}: settings without a rule (add one to its table, or to FREE with why): {missing}"
 
 
-def _all_keys(schema, prefix=""):
-    hints = typing.get_type_hints(schema)
-    for f in dataclasses.fields(schema):
-        kind = hints[f.name]
-        args = [a for a in typing.get_args(kind) if a is not type(None)]
-        base = args[0] if typing.get_origin(kind) is typing.Union and len(args) == 1 else kind
-        if dataclasses.is_dataclass(base):
-            yield from _all_keys(base, f"{prefix}{f.name}.")
-        else:
-            yield f"{prefix}{f.name}"
-
-
 @pytest.mark.parametrize("app", list(APPS))
 def test_every_rule_names_a_setting_of_its_command(app):
     """A rule whose setting was renamed or removed would check nothing: refuse it here."""
-    keys = set(_all_keys(_schemas()[app]))
+    keys = {key for key, _, _ in _settings(_schemas()[app])}
     named = [k for rule in load_rules(APPS[app]) for k in (rule.keys if isinstance(rule, Relation) else [rule.key])]
     assert [k for k in named if k not in keys] == []
 
