@@ -9,16 +9,15 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from regmix.checkpoint import CHECKPOINT, load_checkpoint
 from regmix.config import EvalConfig, MixtureConfig, ModelConfig, TrackerConfig, TrainAppConfig, TrainConfig
 from regmix.corpus.config import DataConfig
-from regmix.corpus.store import write_corpus
 from regmix.run_record import FINISHED, PREEMPTED, read_record
 from regmix.train import train_run
+from tests.support.byte_corpus import random_byte_corpus
 
 BIN = Path(sys.executable).parent
 WEIGHTS = {"a": 0.5, "b": 0.3, "c": 0.2}
@@ -26,11 +25,8 @@ WEIGHTS = {"a": 0.5, "b": 0.3, "c": 0.2}
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    rng = np.random.default_rng(0)
-    root = tmp_path_factory.mktemp("corpus")
-    splits = {d: {"train": rng.integers(1, 256, 100_000), "val": rng.integers(1, 256, 10_000)} for d in WEIGHTS}
-    write_corpus(root, name="ckpt", tokenizer={"kind": "bytes", "vocab_size": 256, "eos_id": 0, "id": "bytes"}, splits=splits)
-    return root
+    return random_byte_corpus(tmp_path_factory.mktemp("corpus"), name="ckpt", domains=WEIGHTS,
+                              train_tokens=100_000, val_tokens=10_000)
 
 
 def cfg(corpus: Path, out: Path, **train) -> TrainAppConfig:

@@ -7,29 +7,26 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from regmix.config import EvalConfig, MixtureConfig, ModelConfig, TrackerConfig, TrainAppConfig, TrainConfig
 from regmix.corpus.config import DataConfig
-from regmix.corpus.store import read_meta, write_corpus
+from regmix.corpus.store import read_meta
 from regmix.data import MixtureBatches
 from regmix.mixture import Mixture
 from regmix.prefetch import Prefetcher
 from regmix.run_record import FINISHED
 from regmix.train import train_run
+from tests.support.byte_corpus import random_byte_corpus
 
 WEIGHTS = {"a": 0.5, "b": 0.3, "c": 0.2}
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    rng = np.random.default_rng(0)
-    root = tmp_path_factory.mktemp("corpus")
-    splits = {d: {"train": rng.integers(1, 256, 50_000), "val": rng.integers(1, 256, 5_000)} for d in WEIGHTS}
-    write_corpus(root, name="pf", tokenizer={"kind": "bytes", "vocab_size": 256, "eos_id": 0, "id": "bytes"}, splits=splits)
-    return root
+    return random_byte_corpus(tmp_path_factory.mktemp("corpus"), name="pf", domains=WEIGHTS,
+                              train_tokens=50_000, val_tokens=5_000)
 
 
 def _stream(corpus: Path, seed: int = 3) -> MixtureBatches:

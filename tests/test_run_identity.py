@@ -9,7 +9,6 @@ import signal
 import stat
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -19,10 +18,10 @@ from analysis.sources.local import load_local_runs
 from regmix.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from regmix.config import EvalConfig, MixtureConfig, ModelConfig, TrackerConfig, TrainAppConfig, TrainConfig
 from regmix.corpus.config import DataConfig
-from regmix.corpus.store import write_corpus
 from regmix.run_identity import IDENTITY_PATHS, NEUTRAL, RESOLVED, run_identity, setup_line
 from regmix.run_record import FINISHED, PREEMPTED, RunRecord, read_record, write_record
 from regmix.train import RunConflict, train_run
+from tests.support.byte_corpus import random_byte_corpus
 
 WEIGHTS = {"a": 0.5, "b": 0.3, "c": 0.2}
 QUIET = {"log": lambda *_: None}
@@ -30,11 +29,8 @@ QUIET = {"log": lambda *_: None}
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    rng = np.random.default_rng(0)
-    root = tmp_path_factory.mktemp("corpus")
-    splits = {d: {"train": rng.integers(1, 256, 40_000), "val": rng.integers(1, 256, 4_000)} for d in WEIGHTS}
-    write_corpus(root, name="ident", tokenizer={"kind": "bytes", "vocab_size": 256, "eos_id": 0, "id": "bytes"}, splits=splits)
-    return root
+    return random_byte_corpus(tmp_path_factory.mktemp("corpus"), name="ident", domains=WEIGHTS,
+                              train_tokens=40_000, val_tokens=4_000)
 
 
 def cfg(corpus: Path, out: Path, **train) -> TrainAppConfig:

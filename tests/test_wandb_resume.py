@@ -13,17 +13,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from regmix.config import EvalConfig, MixtureConfig, ModelConfig, TrackerConfig, TrainAppConfig, TrainConfig
 from regmix.corpus.config import DataConfig
-from regmix.corpus.store import write_corpus
 from regmix.metrics import val_loss_key
 from regmix.run_record import FINISHED, PREEMPTED, read_record
 from regmix.tracking import WANDB_RUN_FILE
 from regmix.train import train_run
 from tests.fakes import FakeWandb
+from tests.support.byte_corpus import random_byte_corpus
 
 ATTEMPT = """
 import os, signal, sys
@@ -67,12 +66,8 @@ def attempt(fake: FakeWandb, corpus: Path, out: Path, stop: str) -> subprocess.C
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    rng = np.random.default_rng(0)
-    root = tmp_path_factory.mktemp("corpus")
-    splits = {d: {"train": rng.integers(1, 256, 20_000), "val": rng.integers(1, 256, 2_000)} for d in ("a", "b")}
-    write_corpus(root, name="c", tokenizer={"kind": "bytes", "vocab_size": 256, "eos_id": 0, "id": "bytes"},
-                 splits=splits)
-    return root
+    return random_byte_corpus(tmp_path_factory.mktemp("corpus"), name="c", domains=("a", "b"),
+                              train_tokens=20_000, val_tokens=2_000)
 
 
 @pytest.mark.slow  # three attempts, each a fresh process with torch and wandb: ~15 s idle, ~45 s on a busy box
