@@ -17,7 +17,7 @@ from joblib import Parallel, delayed, parallel_config
 from scipy.stats import pearsonr, spearmanr
 from sklearn.base import clone
 from sklearn.metrics import mean_squared_error, r2_score
-from sklearn.model_selection import KFold
+from sklearn.model_selection import KFold, cross_val_predict
 
 from analysis.errors import AnalysisError
 from analysis.regressors import REGRESSORS, is_linear
@@ -163,3 +163,13 @@ def choose_drive(comparison: Comparison, *, drive: str, n_runs: int, min_runs_fo
     eligible = [n for n in compared if enough or is_linear(n)] or compared
     best = str(spearman[eligible].idxmax())
     return best, f"rule: {preferred} not compared; best out-of-fold Spearman among {eligible}"
+
+
+def half_split_residuals(estimator, X: pd.DataFrame, y: np.ndarray, *, seed: int, n_jobs: int = 1) -> np.ndarray:
+    """Out-of-fold residuals y - prediction of `estimator` fitted 2-fold (on half the runs each):
+    the small end of the learning curve that takes K-fold residuals to the fit on all runs
+    (analysis.predictive.learning_curve_scale). Two fits of half the size, side by side."""
+    cv = KFold(n_splits=2, shuffle=True, random_state=seed)
+    with parallel_config(backend="threading"):
+        predicted = cross_val_predict(clone(estimator), X, y, cv=cv, n_jobs=min(2, max(1, n_jobs)))
+    return np.asarray(y, dtype=np.float64) - np.asarray(predicted, dtype=np.float64)

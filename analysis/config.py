@@ -213,6 +213,11 @@ class ChoiceConfig:
     """Below this out-of-fold Spearman of the driving regressor the choice falls back."""
     shrink: bool = True
     """With weak evidence, emit a point toward the best run or the prior (and say so)."""
+    learning_curve: bool = True
+    """Scale the out-of-fold residuals (fold models saw (K-1)/K of the runs) to what the fit on all
+    runs misses, from two more fits of the driver on halves of the runs (analysis.predictive.
+    learning_curve_scale). Off: the residuals as measured, which over-cover (82% of unseen runs
+    inside 80% intervals on the paper's runs, docs/decisions.md)."""
     calibrate: bool = True
     """Measure the calibration of the intervals and of P(a beats b) on runs the fit never saw
     (the test source when given, else the training runs fold by fold); no extra fit."""

@@ -1,19 +1,22 @@
 """The fit's model stage: compare the regressors out of fold (and on held-out test runs), pick
 the driving one, and turn its fold models and out-of-fold residuals into the predictive
 distribution (analysis.predictive) whose calibration is measured on runs it never saw: the
-test runs when given, else the training runs fold by fold. Nothing is fitted beyond the
-comparison's folds."""
+test runs when given, else the training runs fold by fold. Beyond the comparison's folds, the
+driver is fitted twice more on halves of the runs (the learning curve that scales its residuals
+to the fit on all runs; choice.learning_curve)."""
 
 from __future__ import annotations
 
 import time
+
+import numpy as np
 from dataclasses import dataclass
 
 from analysis.calibration import CalibrationScores, score_calibration, score_out_of_fold
-from analysis.compare import Comparison, choose_drive, compare_regressors
+from analysis.compare import Comparison, choose_drive, compare_regressors, half_split_residuals
 from analysis.config import FitAppConfig
 from analysis.fit_load import LoadedRuns
-from analysis.predictive import COVERAGES, Predictive
+from analysis.predictive import COVERAGES, Predictive, learning_curve_scale
 from analysis.regressors import build_regressor
 from analysis.regressors.base import prediction_threads
 
@@ -54,7 +57,7 @@ def model_stage(cfg: FitAppConfig, runs: LoadedRuns, timings: dict[str, float], 
     )
     clock = time.perf_counter()
     predictive = Predictive.from_folds(comparison.models[drive], comparison.fold_models[drive], comparison.fold_of,
-                                       runs.y, comparison.oof[drive])
+                                       runs.y, comparison.oof[drive], scale=_residual_scale(cfg, runs, comparison, drive))
     calibration = _calibration(cfg, runs, predictive)
     timings["calibrate_s"] = time.perf_counter() - clock
     _warn_if_another_ranks_better(comparison, drive, warnings)
@@ -76,6 +79,22 @@ def _compare(cfg: FitAppConfig, runs: LoadedRuns) -> Comparison:
         y_test=runs.y_test,
         n_jobs=prediction_threads(cfg.regressor.n_jobs),
     )
+
+
+#: Fewest runs for the learning curve: each half must hold a few runs to fit anything.
+MIN_RUNS_FOR_CURVE = 8
+
+
+def _residual_scale(cfg: FitAppConfig, runs: LoadedRuns, comparison: Comparison, drive: str) -> float:
+    """How much less the driver fitted on all runs misses than its fold models did (<= 1):
+    2-fold residuals against the K-fold ones, extrapolated to all runs (1 when off or too few)."""
+    k, n = comparison.folds, len(runs.y)
+    if not cfg.choice.learning_curve or k < 3 or n < MIN_RUNS_FOR_CURVE:
+        return 1.0
+    half = half_split_residuals(comparison.models[drive], runs.X, runs.y, seed=cfg.regressor.seed,
+                                n_jobs=prediction_threads(cfg.regressor.n_jobs))
+    folds = runs.y - comparison.oof[drive]
+    return learning_curve_scale(float(np.mean(half**2)), float(np.mean(folds**2)), k)
 
 
 def _calibration(cfg: FitAppConfig, runs: LoadedRuns, predictive: Predictive) -> CalibrationScores | None:

@@ -140,12 +140,24 @@ def calibration_lines(result) -> list[str]:
     if not cal:
         return ["Calibration: not measured (choice.calibrate=false)."]
     rows = [[k.removeprefix("coverage@") + "%", f"{100 * v:.1f}%"] for k, v in cal.items() if k.startswith("coverage@")]
+    # A share over n runs is itself a draw: a calibrated 80% interval holds 80% +- this.
+    se = 100 * (0.8 * 0.2 / max(cal["runs"], 1)) ** 0.5
     return [
-        f"Calibration on {cal['runs']} {cal['on']} runs (runs the fit never saw): share inside each interval; "
+        f"Calibration on {cal['runs']} {cal['on']} runs (runs the fit never saw): share inside each interval "
+        f"(a calibrated 80% interval holds 80% +- {se:.1f}% of {cal['runs']} runs, one standard error); "
         f"P(a beats b) over {cal['pairs']:,} pairs: ECE {cal['ece']:.4f}, Brier {cal['brier']:.4f}.",
         "",
         markdown_table(["interval", "runs inside"], rows),
+        "",
+        _scale_line(result.evidence.get("residual_scale")),
     ]
+
+
+def _scale_line(scale) -> str:
+    if scale is None or scale == 1.0:
+        return "Residuals used as measured (the fold models' own errors; choice.learning_curve=false or too few runs)."
+    return (f"Residuals scaled by {scale:.3f}: the fold models saw (K-1)/K of the runs, the fit all of them "
+            "(learning curve from 2-fold and K-fold errors; choice.learning_curve).")
 
 
 def interval_rows(result) -> list[list[object]]:

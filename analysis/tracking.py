@@ -129,6 +129,7 @@ def summary_values(result: "FitResult") -> dict[str, Any]:
         "status": str(result.status),
         "status_line": result.status_line,
         "interval_coverage": result.evidence.get("interval_coverage"),
+        "residual_scale": result.evidence.get("residual_scale"),
     }
     emitted = result.evidence.get("emitted") or {}
     for rival, p in emitted.get("probability_beats", {}).items():

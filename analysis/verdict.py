@@ -98,7 +98,8 @@ def gather_evidence(predictive: Predictive, chosen: np.ndarray, others: dict[str
     # P resolves in steps of 1/(n (n - 1)); rounding to 1e-6 keeps float noise in an exact tie
     # (a tree model predicting both mixtures alike: P = 0.5) from reading as "below 50%".
     probability = {k: round(v, 6) for k, v in probability.items()}
-    basis = f"of new runs (run noise from the out-of-fold residuals of {predictive.n} runs)"
+    scaled = f", scaled {predictive.scale:.2f} to the fit on all runs" if predictive.scale != 1.0 else ""
+    basis = f"of new runs (run noise from the out-of-fold residuals of {predictive.n} runs{scaled})"
     return Evidence(probability, difference, coverage, basis)
 
 

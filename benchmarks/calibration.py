@@ -27,17 +27,16 @@ REPO = Path(__file__).resolve().parents[1]
 PAPER = REPO / "../shared/data/regmix-paper"
 
 
-def main(argv: list[str]) -> int:
+def compose_fit_config(argv: list[str]):
+    """regmix-fit's config from its overrides (default `source=paper`), writing into a temporary
+    folder; None (after saying why) when it names no held-out test runs."""
     if "REGMIX_PAPER_DATA" not in os.environ and (PAPER / "train_mixture_1m.csv").is_file():
         os.environ["REGMIX_PAPER_DATA"] = str(PAPER.resolve())  # a local copy: never downloads
 
     from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
 
-    from analysis.calibration import calibration_line, score_calibration
     from analysis.config import register_fit_configs
-    from analysis.fit import run_fit
-    from analysis.plots import reliability_plot
     from regmix.hydra_conf import CONF_PACKAGE
 
     register_fit_configs()
@@ -50,7 +49,19 @@ def main(argv: list[str]) -> int:
         cfg = OmegaConf.to_object(compose(config_name="fit", overrides=overrides))
     if cfg.test.kind == "none":
         print("calibration needs held-out runs: give a test source (test.kind=csv|local ...), or use source=paper")
+        return None
+    return cfg
+
+
+def main(argv: list[str]) -> int:
+    cfg = compose_fit_config(argv)
+    if cfg is None:
         return 2
+
+    from analysis.calibration import calibration_line, score_calibration
+    from analysis.fit import run_fit
+    from analysis.plots import reliability_plot
+
     result = run_fit(cfg, progress=False)
     X_test = result.test_table.weights[result.table.domains].to_numpy()
     y_test = result.target.values(result.test_table.losses)
@@ -59,9 +70,13 @@ def main(argv: list[str]) -> int:
     reliability_plot(scores, plot)
     print(f"fit: {len(result.table)} runs of {result.table.source}, driven by {result.drive}; "
           f"test: {len(y_test)} runs of {result.test_table.source}")
+    print(f"  residual scale {result.predictive.scale:.3f} (learning curve to the fit on all runs; "
+          f"choice.learning_curve={cfg.choice.learning_curve})")
     for level in scores.coverage:
+        # One split of this many runs: a calibrated interval's share is a binomial draw around it.
+        se = (level * (1 - level) / len(y_test)) ** 0.5
         print(f"  {level:.0%} intervals hold {scores.coverage[level]:.1%} of the test runs "
-              f"(mean width {scores.width[level]:.4f})")
+              f"(mean width {scores.width[level]:.4f}; a calibrated one: {level:.0%} +- {se:.1%}, one s.e.)")
     print(f"  P(a beats b) over {scores.pairs:,} pairs: Brier {scores.brier:.4f}, ECE {scores.ece:.4f} (10 bins)")
     print(f"reliability plot: {plot}")
     print(calibration_line(scores))
