@@ -21,7 +21,7 @@ plus those residuals (the CV analogue of split-conformal prediction):
   (the model fitted on all runs has learned run j's own lucky draw: the best of N noisy runs is
   biased low), and a rerun of j carries fresh noise.
 - The residuals measure what a model fitted on (K-1)/K of the runs misses, which overstates
-  what the fit on all n runs misses: 5-fold 80% intervals held 82% of the test runs on average
+  what the fit on all n runs misses: 5-fold 80% intervals held 82% of the held-out runs on average
   over random re-splits of the paper's runs (`benchmarks/calibration_resplits.py`). Where the
   centre is the full fit they are scaled by `scale` (`learning_curve_scale`: the squared error
   measured at n/2 and at (K-1)n/K, extrapolated to n); where the centre is a fold model (a
