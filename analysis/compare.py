@@ -20,6 +20,7 @@ from sklearn.metrics import mean_squared_error, r2_score
 from sklearn.model_selection import KFold, cross_val_predict
 
 from analysis.errors import AnalysisError
+from analysis.predictive import learning_curve_scale
 from analysis.regressors import REGRESSORS, is_linear
 
 METRICS = ("spearman", "pearson", "mse", "r2")
@@ -173,3 +174,19 @@ def half_split_residuals(estimator, X: pd.DataFrame, y: np.ndarray, *, seed: int
     with parallel_config(backend="threading"):
         predicted = cross_val_predict(clone(estimator), X, y, cv=cv, n_jobs=min(2, max(1, n_jobs)))
     return np.asarray(y, dtype=np.float64) - np.asarray(predicted, dtype=np.float64)
+
+
+#: Fewest runs for the learning curve: each half must hold a few runs to fit anything.
+MIN_RUNS_FOR_CURVE = 8
+
+
+def residual_scale(comparison: Comparison, name: str, X: pd.DataFrame, y: np.ndarray, *, seed: int,
+                   n_jobs: int = 1) -> float:
+    """How much less regressor `name` fitted on all runs misses than its fold models did (<= 1):
+    its 2-fold residuals against the comparison's K-fold ones, extrapolated to all runs
+    (analysis.predictive.learning_curve_scale); 1 with fewer than MIN_RUNS_FOR_CURVE runs."""
+    if len(y) < MIN_RUNS_FOR_CURVE:
+        return 1.0
+    half = half_split_residuals(comparison.models[name], X, y, seed=seed, n_jobs=n_jobs)
+    folds = np.asarray(y, dtype=np.float64) - comparison.oof[name]
+    return learning_curve_scale(float(np.mean(half**2)), float(np.mean(folds**2)), comparison.folds)

@@ -8,15 +8,13 @@ to the fit on all runs; choice.learning_curve)."""
 from __future__ import annotations
 
 import time
-
-import numpy as np
 from dataclasses import dataclass
 
 from analysis.calibration import CalibrationScores, score_calibration, score_out_of_fold
-from analysis.compare import Comparison, choose_drive, compare_regressors, half_split_residuals
+from analysis.compare import Comparison, choose_drive, compare_regressors, residual_scale
 from analysis.config import FitAppConfig
 from analysis.fit_load import LoadedRuns
-from analysis.predictive import COVERAGES, Predictive, learning_curve_scale
+from analysis.predictive import COVERAGES, Predictive
 from analysis.regressors import build_regressor
 from analysis.regressors.base import prediction_threads
 
@@ -81,20 +79,13 @@ def _compare(cfg: FitAppConfig, runs: LoadedRuns) -> Comparison:
     )
 
 
-#: Fewest runs for the learning curve: each half must hold a few runs to fit anything.
-MIN_RUNS_FOR_CURVE = 8
-
-
 def _residual_scale(cfg: FitAppConfig, runs: LoadedRuns, comparison: Comparison, drive: str) -> float:
-    """How much less the driver fitted on all runs misses than its fold models did (<= 1):
-    2-fold residuals against the K-fold ones, extrapolated to all runs (1 when off or too few)."""
-    k, n = comparison.folds, len(runs.y)
-    if not cfg.choice.learning_curve or k < 3 or n < MIN_RUNS_FOR_CURVE:
+    """The driver's learning-curve scale (analysis.compare.residual_scale); 1 when turned off or
+    with fewer than 3 folds (2-fold and K-fold are then the same size)."""
+    if not cfg.choice.learning_curve or comparison.folds < 3:
         return 1.0
-    half = half_split_residuals(comparison.models[drive], runs.X, runs.y, seed=cfg.regressor.seed,
-                                n_jobs=prediction_threads(cfg.regressor.n_jobs))
-    folds = runs.y - comparison.oof[drive]
-    return learning_curve_scale(float(np.mean(half**2)), float(np.mean(folds**2)), k)
+    return residual_scale(comparison, drive, runs.X, runs.y, seed=cfg.regressor.seed,
+                          n_jobs=prediction_threads(cfg.regressor.n_jobs))
 
 
 def _calibration(cfg: FitAppConfig, runs: LoadedRuns, predictive: Predictive) -> CalibrationScores | None:

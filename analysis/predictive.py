@@ -41,6 +41,16 @@ import numpy as np
 
 #: The intervals the calibration reports (central coverages).
 COVERAGES = (0.5, 0.8, 0.95)
+#: Residual pairs behind P(a beats b), at most (4M float64: 32 MiB); all n (n - 1) up to ~2,000 runs.
+MAX_NOISE_PAIRS = 1 << 22
+
+
+def conformal_rank(n: int, coverage: float) -> int:
+    """1-based rank of the upper CV+ bound among n values: ceil(coverage * (n + 1)); > n means
+    unbounded (too few runs for this coverage)."""
+    return int(math.ceil(coverage * (n + 1) - 1e-9))
+
+
 def learning_curve_scale(mse_half: float, mse_folds: float, folds: int) -> float:
     """Factor from the fold models' residuals to the fit on all n runs, from the learning curve
     E[r^2](m) = noise + b / m (run noise, plus the regression's error falling with m runs).
@@ -55,16 +65,6 @@ def learning_curve_scale(mse_half: float, mse_folds: float, folds: int) -> float
         return 1.0
     ratio = 1.0 - (mse_half / mse_folds - 1.0) / (folds - 2)
     return float(np.sqrt(np.clip(ratio, (folds - 1) / folds, 1.0)))
-
-
-#: Residual pairs behind P(a beats b), at most (4M float64: 32 MiB); all n (n - 1) up to ~2,000 runs.
-MAX_NOISE_PAIRS = 1 << 22
-
-
-def conformal_rank(n: int, coverage: float) -> int:
-    """1-based rank of the upper CV+ bound among n values: ceil(coverage * (n + 1)); > n means
-    unbounded (too few runs for this coverage)."""
-    return int(math.ceil(coverage * (n + 1) - 1e-9))
 
 
 @dataclass

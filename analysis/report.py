@@ -155,7 +155,8 @@ def calibration_lines(result) -> list[str]:
 
 def _scale_line(scale) -> str:
     if scale is None or scale == 1.0:
-        return "Residuals used as measured (the fold models' own errors; choice.learning_curve=false or too few runs)."
+        return ("Residuals used as measured (the fold models' own errors): the learning curve found no gain "
+                "from more runs, or choice.learning_curve=false, or fewer than 8 runs or 3 folds.")
     return (f"Residuals scaled by {scale:.3f}: the fold models saw (K-1)/K of the runs, the fit all of them "
             "(learning curve from 2-fold and K-fold errors; choice.learning_curve).")
 

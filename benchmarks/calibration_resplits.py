@@ -31,15 +31,13 @@ LEVELS = (0.5, 0.8, 0.95)
 def _score(cfg, drive: str, X, y, X_held, y_held, seed: int) -> tuple[float, list[float], list[float]]:
     """(scale, coverages with it, coverages as measured) of one split."""
     from analysis.calibration import score_calibration
-    from analysis.compare import compare_regressors, half_split_residuals
-    from analysis.predictive import Predictive, learning_curve_scale
+    from analysis.compare import compare_regressors, residual_scale
+    from analysis.predictive import Predictive
     from analysis.regressors import build_regressor
 
     estimator = build_regressor(drive, cfg.regressor, seed=seed)
     comp = compare_regressors({drive: estimator}, X, y, folds=cfg.regressor.folds, seed=seed, n_jobs=-1)
-    half = half_split_residuals(comp.models[drive], X, y, seed=seed, n_jobs=2)
-    folds = y - comp.oof[drive]
-    scale = learning_curve_scale(float(np.mean(half**2)), float(np.mean(folds**2)), comp.folds)
+    scale = residual_scale(comp, drive, X, y, seed=seed, n_jobs=2)
     covered = []
     for s in (scale, 1.0):
         predictive = Predictive.from_folds(comp.models[drive], comp.fold_models[drive], comp.fold_of, y,

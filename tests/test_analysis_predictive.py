@@ -12,7 +12,7 @@ from sklearn.linear_model import LinearRegression
 from sklearn.neighbors import KNeighborsRegressor
 
 from analysis.calibration import calibration_line, reliability, score_calibration, score_out_of_fold
-from analysis.compare import compare_regressors, half_split_residuals
+from analysis.compare import compare_regressors, residual_scale
 from analysis.predictive import Predictive, conformal_rank, learning_curve_scale
 
 # The plain scikit-learn estimators here are fitted on a frame (compare_regressors' input) and
@@ -160,8 +160,7 @@ def test_scaled_residuals_cover_as_nominal_where_the_fold_models_over_cover():
         y = truth(X) + rng.normal(0, NOISE, 100)
         frame = pd.DataFrame(X, columns=["a", "b", "c"])
         comp = compare_regressors({"knn": KNeighborsRegressor(5)}, frame, y, folds=5, seed=seed)
-        half = half_split_residuals(comp.models["knn"], frame, y, seed=seed)
-        scale = learning_curve_scale(float(np.mean(half**2)), float(np.mean((y - comp.oof["knn"]) ** 2)), 5)
+        scale = residual_scale(comp, "knn", frame, y, seed=seed)
         X_new = rng.dirichlet(np.ones(3), 3000)
         y_new = truth(X_new) + rng.normal(0, NOISE, 3000)
         for name, s in (("scaled", scale), ("measured", 1.0)):
