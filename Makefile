@@ -27,7 +27,7 @@ demo: setup
 	$(BIN)/regmix-demo
 
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto  # one worker per core: most tests wait on subprocesses
 
 clean:
 	rm -rf $(VENV) runs data outputs multirun
