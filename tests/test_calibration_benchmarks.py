@@ -14,16 +14,20 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 DOMAINS = ["a", "b", "c", "d"]
 LINE = re.compile(r"^calibration: coverage@50=(\S+) coverage@80=(\S+) coverage@95=(\S+) ece=(\S+) brier=(\S+) pairs=(\d+)$")
+RUN_NOISE = re.compile(r"^run_noise: domains=(\d+) easier_held_out=(\d+) shared_sd_train=(\S+) shared_sd_held_out=(\S+) levene_p=(\S+)$")
 RESPLITS = re.compile(r"^resplits: n=2 coverage@50=(\S+) coverage@80=(\S+) coverage@95=(\S+) scale=(\S+) measured@80=(\S+)$")
 
 
-def swarm(root: Path, name: str, n: int, seed: int) -> list[str]:
-    """n runs: Dirichlet mixtures, per-domain losses with a curved response and run noise."""
+def swarm(root: Path, name: str, n: int, seed: int, bad_runs: slice = slice(0)) -> list[str]:
+    """n runs: Dirichlet mixtures, per-domain losses with a curved response and run noise;
+    `bad_runs` also trained worse by a run-level amount that every domain's loss shares."""
     rng = np.random.default_rng(seed)
     weights = rng.dirichlet(np.ones(len(DOMAINS)), n)
     index = pd.Index(np.arange(n), name="index")
     pd.DataFrame(weights, columns=DOMAINS, index=index).to_csv(root / f"{name}_mixtures.csv")
-    losses = {f"loss_{d}": 3.0 - 0.8 * w + 0.6 * w**2 + rng.normal(0, 0.02, n) for d, w in zip(DOMAINS, weights.T)}
+    worse = np.zeros(n)
+    worse[bad_runs] = np.abs(rng.normal(0, 0.08, len(worse[bad_runs])))
+    losses = {f"loss_{d}": 3.0 - 0.8 * w + 0.6 * w**2 + worse + rng.normal(0, 0.02, n) for d, w in zip(DOMAINS, weights.T)}
     pd.DataFrame(losses, index=index).to_csv(root / f"{name}_losses.csv")
     return [f"mixtures={root / f'{name}_mixtures.csv'}", f"losses={root / f'{name}_losses.csv'}", "loss_prefix=loss_"]
 
@@ -70,3 +74,22 @@ def test_calibration_benchmark_without_held_out_runs_says_what_it_needs(tmp_path
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and "needs held-out runs" in done.stdout
 
+
+
+def test_run_noise_finds_a_noisier_block_of_training_runs_and_quiet_held_out_runs(tmp_path):
+    """Training runs 40-59 trained worse by a shared amount (the paper's released runs have such a
+    block); the held-out runs did not: every domain finds them easier, the shared residual is wider
+    among training runs, and the listing's last block is the noisy one."""
+    args = [
+        "source=csv", *[f"source.{o}" for o in swarm(tmp_path, "train", 60, 0, bad_runs=slice(40, 60))],
+        "test.kind=csv", *[f"test.{o}" for o in swarm(tmp_path, "test", 40, 1)],
+        "target=a", "regressor.compare=[ridge]",
+    ]
+    lines = run("run_noise.py", "--folds", "5", "--block", "20", *args)
+    match = RUN_NOISE.match(lines[-1])
+    assert match, lines[-1]
+    domains, easier, sd_train, sd_held, p = (float(v) for v in match.groups())
+    assert domains == len(DOMAINS) and easier == len(DOMAINS)
+    assert sd_train > 1.5 * sd_held and p < 0.05
+    blocks = [float(re.search(r"sd (\S+)$", line).group(1)) for line in lines if re.match(r"^  \d+-\d+: ", line)]
+    assert len(blocks) == 3 and blocks[2] > max(blocks[:2])
