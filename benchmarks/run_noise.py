@@ -94,8 +94,8 @@ def main(argv: list[str]) -> int:
     print(f"shared residual (mean standardised residual over domains, per run): sd {sd_train:.2f} training, "
           f"{sd_held:.2f} held out (Levene p={p:.2g})")
     order = shared[~held_out]
-    cells = [f"{b + 1}-{min(b + args.block, len(order))}: {order[b:b + args.block].mean():+.2f} sd {order[b:b + args.block].std(ddof=1):.2f}"
-             for b in range(0, len(order) - 1, args.block)]
+    blocks = [(b, order[b:b + args.block]) for b in range(0, len(order), args.block)]
+    cells = [f"{b + 1}-{b + len(block)}: {block.mean():+.2f} sd {block.std():.2f}" for b, block in blocks]
     print("training runs by block of the listing (mean, sd of the shared residual):\n  " + "\n  ".join(cells))
     worst = np.argsort(-np.abs(order))[:5]
     ids = train.weights.index[complete[: len(train)]]
