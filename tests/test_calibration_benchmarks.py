@@ -54,6 +54,8 @@ def test_calibration_benchmark_scores_a_csv_swarm_and_ends_with_its_line(tmp_pat
     shares = [float(v) for v in match.groups()[:5]]
     assert all(0.0 <= v <= 1.0 for v in shares) and int(match.group(6)) == 40 * 39 // 2
     assert any(line.strip().startswith("residual scale") for line in lines)
+    ratio = [float(re.search(r"squared error: (\S+)x", line).group(1)) for line in lines if "squared error:" in line]
+    assert len(ratio) == 1 and 0.3 < ratio[0] < 3  # the same function and noise on both sides: near 1
     assert shares[0] <= shares[1] <= shares[2]  # wider intervals hold at least as many runs
 
 
@@ -93,3 +95,7 @@ def test_run_noise_finds_a_noisier_block_of_training_runs_and_quiet_held_out_run
     assert sd_train > 1.5 * sd_held and p < 0.05
     blocks = [float(re.search(r"sd (\S+)$", line).group(1)) for line in lines if re.match(r"^  \d+-\d+: ", line)]
     assert len(blocks) == 3 and blocks[2] > max(blocks[:2])
+    # and the calibration benchmark says the quieter test runs are what its coverage reads
+    lines = run("calibration.py", *args, "simulation.n_candidates=5000", "simulation.top_k=20", "plots=false")
+    ratio = [float(re.search(r"squared error: (\S+)x", line).group(1)) for line in lines if "squared error:" in line]
+    assert len(ratio) == 1 and ratio[0] < 0.7, ratio
