@@ -166,14 +166,20 @@ def choose_drive(comparison: Comparison, *, drive: str, n_runs: int, min_runs_fo
     return best, f"rule: {preferred} not compared; best out-of-fold Spearman among {eligible}"
 
 
+def kfold_residuals(estimator, X, y: np.ndarray, *, folds: int, seed: int, n_jobs: int = 1) -> np.ndarray:
+    """Out-of-fold residuals y - prediction of `estimator` fitted K-fold (shuffled by `seed`),
+    the folds fitted on `n_jobs` threads side by side."""
+    cv = KFold(n_splits=folds, shuffle=True, random_state=seed)
+    with parallel_config(backend="threading"):
+        predicted = cross_val_predict(clone(estimator), X, y, cv=cv, n_jobs=max(1, n_jobs))
+    return np.asarray(y, dtype=np.float64) - np.asarray(predicted, dtype=np.float64)
+
+
 def half_split_residuals(estimator, X: pd.DataFrame, y: np.ndarray, *, seed: int, n_jobs: int = 1) -> np.ndarray:
     """Out-of-fold residuals y - prediction of `estimator` fitted 2-fold (on half the runs each):
     the small end of the learning curve that takes K-fold residuals to the fit on all runs
     (analysis.predictive.learning_curve_scale). Two fits of half the size, side by side."""
-    cv = KFold(n_splits=2, shuffle=True, random_state=seed)
-    with parallel_config(backend="threading"):
-        predicted = cross_val_predict(clone(estimator), X, y, cv=cv, n_jobs=min(2, max(1, n_jobs)))
-    return np.asarray(y, dtype=np.float64) - np.asarray(predicted, dtype=np.float64)
+    return kfold_residuals(estimator, X, y, folds=2, seed=seed, n_jobs=min(2, n_jobs))
 
 
 #: Fewest runs for the learning curve: each half must hold a few runs to fit anything.

@@ -35,21 +35,16 @@ def out_of_fold_residuals(cfg, drive: str, X: np.ndarray, losses, folds: int):
     """Residual y - out-of-fold prediction per run and domain (runs x domains), every domain
     fitted with the same folds (`regressor.seed`)."""
     import pandas as pd
-    from joblib import parallel_config
-    from sklearn.model_selection import KFold, cross_val_predict
 
+    from analysis.compare import kfold_residuals
     from analysis.regressors import build_regressor
     from analysis.regressors.base import prediction_threads
 
-    cv = KFold(n_splits=folds, shuffle=True, random_state=cfg.regressor.seed)
-    columns = {}
-    with parallel_config(backend="threading"):
-        for domain in losses.columns:
-            y = losses[domain].to_numpy(dtype=np.float64)
-            estimator = build_regressor(drive, cfg.regressor, seed=cfg.regressor.seed)
-            predicted = cross_val_predict(estimator, X, y, cv=cv, n_jobs=prediction_threads(cfg.regressor.n_jobs))
-            columns[domain] = y - predicted
-    return pd.DataFrame(columns, index=losses.index)
+    estimator = build_regressor(drive, cfg.regressor, seed=cfg.regressor.seed)
+    threads = prediction_threads(cfg.regressor.n_jobs)
+    return pd.DataFrame({domain: kfold_residuals(estimator, X, losses[domain].to_numpy(dtype=np.float64), folds=folds,
+                                                 seed=cfg.regressor.seed, n_jobs=threads)
+                         for domain in losses.columns}, index=losses.index)
 
 
 def main(argv: list[str]) -> int:
