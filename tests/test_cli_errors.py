@@ -73,3 +73,20 @@ def test_a_bug_in_the_settings_check_is_not_swallowed(tmp_path):
     )
     assert done.returncode == 1, done.stderr
     assert "NO_SUCH_TABLE" in done.stderr and REPORT_LINE in done.stderr
+
+
+def test_showing_hydras_settings_resolved_names_the_view_that_resolves_them(tmp_path):
+    """regmix-train's run folder interpolates its own settings (${out_dir}/${run_name}); Hydra's
+    `--cfg hydra` view leaves those out, so `--resolve` there cannot work. A user error with the
+    view that does, not an internal error; and that view shows the folder resolved."""
+    environ = {k: v for k, v in os.environ.items() if k not in ("REGMIX_DEBUG", "HYDRA_FULL_ERROR")}
+    done = subprocess.run([sys.executable, "-m", "regmix.cli.train", "--cfg", "hydra", "--resolve"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120, env=environ)
+    assert done.returncode == 2, done.stderr
+    assert REPORT_LINE not in done.stderr and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("error: Interpolation key 'out_dir' not found")
+    assert "--cfg all --resolve" in done.stderr
+    shown = subprocess.run([sys.executable, "-m", "regmix.cli.train", "--cfg", "all", "--resolve", "out_dir=elsewhere"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=120, env=environ)
+    assert shown.returncode == 0, shown.stderr
+    assert "dir: elsewhere/unnamed" in shown.stdout

@@ -108,7 +108,21 @@ def user_error_message(exc: BaseException, folders: Sequence[str] = ("out_dir",)
         return _hydra_line(exc)
     if isinstance(exc, OSError):
         return os_error_message(exc, folders)
-    return None
+    return _shown_config_message(exc)
+
+
+def _shown_config_message(exc: BaseException) -> str | None:
+    """`--cfg hydra --resolve`: Hydra shows the hydra node without the job's settings, so an
+    interpolation of one (regmix-train's `hydra.run.dir: ${out_dir}/${run_name}`) cannot resolve
+    there. That is Hydra's view, not a bug: say which view resolves it. None for anything else."""
+    from omegaconf.errors import InterpolationKeyError
+
+    argv = sys.argv[1:]
+    shows = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("--cfg", "-c")), None)
+    if not isinstance(exc, InterpolationKeyError) or shows != "hydra":
+        return None
+    return (f"{str(exc).splitlines()[0]}: --cfg hydra shows Hydra's settings without the command's own, which "
+            "they interpolate; use --cfg all --resolve (or leave out --resolve)")
 
 
 def _hydra_line(exc: BaseException) -> str:
