@@ -50,6 +50,7 @@ def fit_result(runs: LoadedRuns, models: Models, choice: Choice, decision: Decis
         status_line=decision.status_line,
         constraints=provenance.constraints,
         predictive=models.predictive,
+        outliers=models.outliers,
     )
 
 

@@ -17,6 +17,7 @@ from analysis.fit_load import LoadedRuns
 from analysis.predictive import COVERAGES, Predictive
 from analysis.regressors import build_regressor
 from analysis.regressors.base import prediction_threads
+from analysis.run_outliers import RunOutlier, outlier_warning, run_outliers
 
 
 @dataclass
@@ -32,6 +33,8 @@ class Models:
     """The predictive distribution of a new run's target loss (fold models + residuals)."""
     calibration: CalibrationScores | None
     """Its calibration on runs it never saw (test, else out of fold); None when off."""
+    outliers: list[RunOutlier]
+    """Runs far from what their mixtures predict out of fold (analysis.run_outliers)."""
 
     @property
     def model(self):
@@ -59,7 +62,9 @@ def model_stage(cfg: FitAppConfig, runs: LoadedRuns, timings: dict[str, float], 
     calibration = _calibration(cfg, runs, predictive)
     timings["calibrate_s"] = time.perf_counter() - clock
     _warn_if_another_ranks_better(comparison, drive, warnings)
-    return Models(comparison, drive, why, predictive, calibration)
+    outliers = run_outliers(runs.table.weights.index, runs.y, comparison.oof[drive])
+    warnings.extend(w for w in (outlier_warning(outliers, len(runs.y)),) if w)
+    return Models(comparison, drive, why, predictive, calibration, outliers)
 
 
 def _compare(cfg: FitAppConfig, runs: LoadedRuns) -> Comparison:

@@ -30,7 +30,8 @@ class Provenance:
     command: str | None
     """The command line as typed (None when called from Python)."""
     runs: dict
-    """Count, read, dropped, merged, source, location, sweep, table sha256 and the setup identity."""
+    """Count, read, dropped, merged, source, location, sweep, table sha256, the setup identity and
+    the runs the fit cannot explain."""
     test_runs: dict | None
     target: dict
     regressor: dict
@@ -91,7 +92,7 @@ def provenance(cfg: FitAppConfig, command: str | None, runs: LoadedRuns, models:
     row = models.comparison.table.loc[models.drive]
     return Provenance(
         command=command,
-        runs=_runs_record(cfg, runs),
+        runs=_runs_record(cfg, runs, models),
         test_runs=(
             {"count": len(runs.test_table), "label": runs.test_table.source, "table_sha256": runs.test_table.sha256()}
             if runs.test_table is not None else None
@@ -116,7 +117,7 @@ def provenance(cfg: FitAppConfig, command: str | None, runs: LoadedRuns, models:
     )
 
 
-def _runs_record(cfg: FitAppConfig, runs: LoadedRuns) -> dict:
+def _runs_record(cfg: FitAppConfig, runs: LoadedRuns, models: Models) -> dict:
     table, drops = runs.table, runs.drops
     return {
         "count": len(table),
@@ -132,6 +133,10 @@ def _runs_record(cfg: FitAppConfig, runs: LoadedRuns) -> dict:
         "corpus": table.identity("corpus"),
         "tokens": table.identity("tokens"),
         "setup": table.identity("setup"),
+        # Runs far from what their mixtures predict out of fold (analysis.run_outliers), in the
+        # target's own units: check their logs.
+        "outliers": [{**o.as_dict(), "observed": runs.target.user(o.observed), "predicted": runs.target.user(o.predicted)}
+                     for o in models.outliers],
     }
 
 

@@ -161,6 +161,23 @@ def _scale_line(scale) -> str:
             "(learning curve from 2-fold and K-fold errors; choice.learning_curve).")
 
 
+def outlier_lines(result) -> list[str]:
+    """The runs the fit cannot explain (analysis.run_outliers), as report bullets."""
+    from analysis.run_outliers import Z_LIMIT
+
+    if not result.outliers:
+        return [f"- no run lies more than {Z_LIMIT:g} robust s.d. from what its mixture predicts out of fold"]
+    user = result.target.user
+    rows = [[o.run, user(o.observed), user(o.predicted), f"{o.z:+.1f}"] for o in result.outliers]
+    return [
+        f"- **{len(rows)} run(s) the fit cannot explain**: more than {Z_LIMIT:g} robust s.d. from what their mixtures "
+        "predict out of fold (+: worse). A proxy that diverged, stopped early or read the wrong data looks like this; "
+        "check their logs. They stay in the fit.",
+        "",
+        markdown_table(["run", f"observed {result.target.quantity}", "predicted out of fold", "robust z"], rows),
+    ]
+
+
 def interval_rows(result) -> list[list[object]]:
     labels = {"chosen": "chosen (emitted)", "prior": "prior", "uniform": "uniform", "best_run": "best run"}
     return [[labels[k], v[1], v[0], v[2]] for k, v in result.intervals.items()]
@@ -297,6 +314,7 @@ def write_report_text(result) -> Path:
         *[f"- {line.strip()}" for line in result.drops.lines()],
         *([f"- test: {line.strip()}" for line in result.test_drops.lines()] if result.test_drops else []),
         f"- runs table sha256: `{table.sha256()[:16]}...`",
+        *outlier_lines(result),
         "",
         f"## Regressors ({d['folds']}-fold out of fold{test_note})",
         "",

@@ -126,6 +126,8 @@ def summary_values(result: "FitResult") -> dict[str, Any]:
         "emitted/name": result.emitted.stem,
         "emitted/nearest_run_l1": result.simulation.get("nearest_run_l1"),
         "warnings": len(result.warnings),
+        "runs/outliers": len(result.outliers),
+        "runs/outlier_ids": ", ".join(o.run for o in result.outliers),
         "status": str(result.status),
         "status_line": result.status_line,
         "interval_coverage": result.evidence.get("interval_coverage"),
