@@ -79,7 +79,9 @@ def _simulation_lines(sim: dict) -> list[str]:
         lines.append(
             f"- screen: a small LightGBM kept the best {sim['screen_pool']:,}; the driving regressor re-scored "
             f"{sim['rescored']:,} of them ({'settled' if sim['screen_converged'] else 'NOT settled'}; worst screen "
-            f"rank in the top k: {sim['worst_screen_rank_in_top_k']})"
+            f"rank in the top k: {sim['worst_screen_rank_in_top_k']}). Settled means more of the pool would not "
+            "change the top k; candidates outside the pool were judged by the screen alone "
+            "(`simulation.screen_keep=0` scores every one by the driver)"
         )
     lines.append(f"- L1 distance from the chosen mixture to the nearest run: {sim.get('nearest_run_l1', float('nan')):.3f}")
     lines.append(f"- simulation time: {sim.get('seconds', 0):.1f} s")
