@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.result import domain_correlations, mixture_frame
+from analysis.run_outliers import Z_LIMIT
 from regmix.atomic_file import write_text_atomic
 
 #: First line of report.md; names the emitted mixture the report belongs to.
@@ -165,8 +166,6 @@ def _scale_line(scale) -> str:
 
 def outlier_lines(result) -> list[str]:
     """The runs the fit cannot explain (analysis.run_outliers), as report bullets."""
-    from analysis.run_outliers import Z_LIMIT
-
     if not result.outliers:
         return [f"- no run lies more than {Z_LIMIT:g} robust s.d. from what its mixture predicts out of fold"]
     user = result.target.user

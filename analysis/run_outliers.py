@@ -22,7 +22,7 @@ import numpy as np
 Z_LIMIT = 5.0
 #: Fewest runs for a spread worth measuring (below this the median absolute deviation is noise).
 MIN_RUNS = 20
-#: Most runs named (the largest |z| first): beyond a handful, the fit, not the runs, is off.
+#: Most runs a warning names (the largest |z| first; the report lists them all).
 MAX_NAMED = 10
 
 
@@ -44,8 +44,7 @@ class RunOutlier:
 
 def run_outliers(runs, y, oof, *, z_limit: float = Z_LIMIT) -> list[RunOutlier]:
     """The runs whose out-of-fold residual y - oof lies beyond `z_limit` robust standard
-    deviations, largest |z| first (at most MAX_NAMED); none with fewer than MIN_RUNS runs or no
-    spread at all."""
+    deviations, largest |z| first; none with fewer than MIN_RUNS runs or no spread at all."""
     y, oof = np.asarray(y, dtype=np.float64), np.asarray(oof, dtype=np.float64)
     runs = [str(r) for r in runs]
     assert len(runs) == len(y) == len(oof)
@@ -57,7 +56,7 @@ def run_outliers(runs, y, oof, *, z_limit: float = Z_LIMIT) -> list[RunOutlier]:
     if spread <= 0:
         return []
     z = (residual - centre) / spread
-    named = [i for i in np.argsort(-np.abs(z), kind="stable") if abs(z[i]) > z_limit][:MAX_NAMED]
+    named = [i for i in np.argsort(-np.abs(z), kind="stable") if abs(z[i]) > z_limit]
     return [RunOutlier(runs[i], float(y[i]), float(oof[i]), float(z[i])) for i in named]
 
 
@@ -65,7 +64,9 @@ def outlier_warning(outliers: list[RunOutlier], n_runs: int) -> str | None:
     """The fit's warning naming them (None when there are none)."""
     if not outliers:
         return None
-    named = ", ".join(f"{o.run} ({o.z:+.1f})" for o in outliers)
+    named = ", ".join(f"{o.run} ({o.z:+.1f})" for o in outliers[:MAX_NAMED])
+    if len(outliers) > MAX_NAMED:
+        named += f" and {len(outliers) - MAX_NAMED} more (the report lists them)"
     return (f"{len(outliers)} of {n_runs} runs lie more than {Z_LIMIT:g} robust s.d. from what their mixtures "
             f"predict out of fold: {named}; a proxy that diverged, stopped early or read the wrong data looks like "
             "this: check their logs (they stay in the fit)")

@@ -76,3 +76,17 @@ def test_a_clean_swarm_says_no_run_is_off(tmp_path):
     assert result.outliers == []
     assert not any("robust s.d." in w for w in result.warnings)
     assert f"- no run lies more than {Z_LIMIT:g} robust s.d." in (result.report_dir / "report.md").read_text()
+
+
+def test_the_warning_counts_every_run_beyond_the_limit_and_names_the_worst(tmp_path):
+    from analysis.run_outliers import MAX_NAMED, outlier_warning
+
+    rng = np.random.default_rng(1)
+    oof = rng.normal(3.0, 0.2, 400)
+    y = oof + rng.normal(0.0, 0.01, 400)
+    y[:MAX_NAMED + 3] += 0.1 + 0.05 * np.arange(MAX_NAMED + 3)  # 13 runs far worse, run 12 the worst
+    named = run_outliers(range(400), y, oof)
+    assert len(named) == MAX_NAMED + 3 and named[0].run == str(MAX_NAMED + 2)
+    warning = outlier_warning(named, 400)
+    assert warning.startswith(f"{MAX_NAMED + 3} of 400 runs lie more than")
+    assert "and 3 more (the report lists them)" in warning and ", 2 (" not in warning  # the 3 mildest unnamed
