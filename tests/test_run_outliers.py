@@ -55,8 +55,9 @@ def broken_accuracy_swarm(root: Path, n: int = 60, broken: int | None = 23) -> N
 def test_a_diverged_proxy_is_named_everywhere_the_fit_reports_and_stays_in_the_fit(tmp_path):
     broken_accuracy_swarm(tmp_path)
     assert csv_source(tmp_path)[-1] == "target=accuracy"
-    result = fit(tmp_path, "target_goal=maximize")
+    result = fit(tmp_path, "target_goal=maximize", "plots=true")  # the driver's panel rings the run
     assert [o.run for o in result.outliers] == ["23"]
+    assert (result.report_dir / "pred_vs_actual.png").stat().st_size > 0
     outlier = result.outliers[0]
     assert outlier.z > Z_LIMIT, "worse than its mixture predicts: the fit minimises the negated accuracy"
     assert len(result.table) == 60, "named, not dropped"
