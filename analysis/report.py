@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.result import domain_correlations, mixture_frame
-from analysis.run_outliers import Z_LIMIT
+from analysis.run_outliers import READINGS, Z_LIMIT
 from regmix.atomic_file import write_text_atomic
 
 #: First line of report.md; names the emitted mixture the report belongs to.
@@ -172,8 +172,7 @@ def outlier_lines(result) -> list[str]:
     rows = [[o.run, user(o.observed), user(o.predicted), f"{o.z:+.1f}"] for o in result.outliers]
     return [
         f"- **{len(rows)} run(s) the fit cannot explain**: more than {Z_LIMIT:g} robust s.d. from what their mixtures "
-        "predict out of fold (+: worse). A proxy that diverged, stopped early or read the wrong data looks like this; "
-        "check their logs. They stay in the fit.",
+        f"predict out of fold (+: worse): {READINGS}. They stay in the fit.",
         "",
         markdown_table(["run", f"observed {result.target.quantity}", "predicted out of fold", "robust z"], rows),
     ]

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
-from analysis.run_outliers import MIN_RUNS, Z_LIMIT, run_outliers
+from analysis.run_outliers import MIN_RUNS, READINGS, Z_LIMIT, run_outliers
 from analysis.tracking import summary_values
 from tests.support.synthetic_runs import draw_mixtures, linear_loss
 from tests.test_target_goal import csv_source, fit
@@ -64,6 +64,7 @@ def test_a_diverged_proxy_is_named_everywhere_the_fit_reports_and_stays_in_the_f
     assert any(w.startswith("1 of 60 runs lie more than") and "23 (+" in w for w in result.warnings)
     report = (result.report_dir / "report.md").read_text()
     assert "**1 run(s) the fit cannot explain**" in report and "| 23  | 0.0200 " in report
+    assert READINGS in report and READINGS in result.warnings[-1], "both readings, neither asserted"
     record = OmegaConf.to_container(OmegaConf.load(result.emitted).provenance.runs)
     assert [o["run"] for o in record["outliers"]] == ["23"]
     assert record["outliers"][0]["observed"] == 0.02, "in the user's units: the accuracy as logged"
