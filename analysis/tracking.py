@@ -200,6 +200,12 @@ def _media(result: "FitResult") -> dict[str, Any]:
             [{"mixture": k, "mean": v[1], "low": v[0], "high": v[2], "p_chosen_beats": emitted.get(k)}
              for k, v in result.intervals.items()]
         ))
+    if result.outliers:  # the runs the fit cannot explain (analysis.run_outliers), by id
+        user = result.target.user
+        media["outliers"] = _table(pd.DataFrame(
+            [{"run": o.run, "observed": user(o.observed), "predicted_oof": user(o.predicted), "robust_z": o.z}
+             for o in result.outliers]
+        ))
     weights = media["mixture"] = _table(mixture_frame(result).reset_index())
     media["mixture_chosen"] = wandb.plot.bar(weights, "domain", "chosen", title=f"chosen mixture for {label}")
     media["mixture_prior"] = wandb.plot.bar(weights, "domain", "prior", title="token prior")

@@ -10,7 +10,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from analysis.run_outliers import MIN_RUNS, READINGS, Z_LIMIT, run_outliers
-from analysis.tracking import summary_values
+from analysis.tracking import _media, summary_values
 from tests.support.synthetic_runs import draw_mixtures, linear_loss
 from tests.test_target_goal import csv_source, fit
 
@@ -70,6 +70,9 @@ def test_a_diverged_proxy_is_named_everywhere_the_fit_reports_and_stays_in_the_f
     assert record["outliers"][0]["observed"] == 0.02, "in the user's units: the accuracy as logged"
     summary = summary_values(result)
     assert summary["runs/outliers"] == 1 and summary["runs/outlier_ids"] == "23"
+    table = _media(result)["outliers"]  # a table in the W&B analysis run
+    assert table.columns == ["run", "observed", "predicted_oof", "robust_z"] and len(table.data) == 1
+    assert table.data[0][:2] == ["23", 0.02]
 
 
 def test_a_clean_swarm_says_no_run_is_off(tmp_path):
@@ -78,6 +81,7 @@ def test_a_clean_swarm_says_no_run_is_off(tmp_path):
     assert result.outliers == []
     assert not any("robust s.d." in w for w in result.warnings)
     assert f"- no run lies more than {Z_LIMIT:g} robust s.d." in (result.report_dir / "report.md").read_text()
+    assert summary_values(result)["runs/outliers"] == 0 and "outliers" not in _media(result)
 
 
 def test_the_warning_counts_every_run_beyond_the_limit_and_names_the_worst(tmp_path):
