@@ -34,7 +34,8 @@ class Models:
     calibration: CalibrationScores | None
     """Its calibration on runs it never saw (test, else out of fold); None when off."""
     outliers: list[RunOutlier]
-    """Runs far from what their mixtures predict out of fold (analysis.run_outliers)."""
+    """Runs far from what their mixtures predict out of fold (analysis.run_outliers), in the
+    target's own units."""
 
     @property
     def model(self):
@@ -62,7 +63,8 @@ def model_stage(cfg: FitAppConfig, runs: LoadedRuns, timings: dict[str, float], 
     calibration = _calibration(cfg, runs, predictive)
     timings["calibrate_s"] = time.perf_counter() - clock
     _warn_if_another_ranks_better(comparison, drive, warnings)
-    outliers = run_outliers(runs.table.weights.index, runs.y, comparison.oof[drive])
+    found = run_outliers(runs.table.weights.index, runs.y, comparison.oof[drive])
+    outliers = [o.in_units(runs.target.user) for o in found]
     warnings.extend(w for w in (outlier_warning(outliers, len(runs.y)),) if w)
     return Models(comparison, drive, why, predictive, calibration, outliers)
 

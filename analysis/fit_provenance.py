@@ -135,8 +135,7 @@ def _runs_record(cfg: FitAppConfig, runs: LoadedRuns, models: Models) -> dict:
         "setup": table.identity("setup"),
         # Runs far from what their mixtures predict out of fold (analysis.run_outliers), in the
         # target's own units: check their logs.
-        "outliers": [{**o.as_dict(), "observed": runs.target.user(o.observed), "predicted": runs.target.user(o.predicted)}
-                     for o in models.outliers],
+        "outliers": [o.as_dict() for o in models.outliers],
     }
 
 

@@ -33,12 +33,11 @@ def _pred_vs_actual(result, path: Path) -> None:
             ax.scatter(d["y_test"], d["test"][name], s=8, alpha=0.6, label=f"test (rho {row['test_spearman']:.3f})")
         if name == result.drive and result.outliers:  # the runs the fit cannot explain, by id
             position = {str(run): i for i, run in enumerate(result.table.weights.index)}
-            user = result.target.user
             for o in result.outliers[:MAX_NAMED]:
                 i = position[o.run]
                 ax.annotate(o.run, (d["y"][i], d["oof"][name][i]), xytext=(4, 4), textcoords="offset points",
                             fontsize=7, color="tab:red")
-            ax.scatter([user(o.observed) for o in result.outliers], [user(o.predicted) for o in result.outliers],
+            ax.scatter([o.observed for o in result.outliers], [o.predicted for o in result.outliers],
                        s=30, facecolors="none", edgecolors="tab:red", label="cannot explain (report: Runs)")
         values = np.concatenate([d["y"], d["oof"][name]])
         lo, hi = float(np.min(values)), float(np.max(values))

@@ -168,8 +168,7 @@ def outlier_lines(result) -> list[str]:
     """The runs the fit cannot explain (analysis.run_outliers), as report bullets."""
     if not result.outliers:
         return [f"- no run lies more than {Z_LIMIT:g} robust s.d. from what its mixture predicts out of fold"]
-    user = result.target.user
-    rows = [[o.run, user(o.observed), user(o.predicted), f"{o.z:+.1f}"] for o in result.outliers]
+    rows = [[o.run, o.observed, o.predicted, f"{o.z:+.1f}"] for o in result.outliers]
     return [
         f"- **{len(rows)} run(s) the fit cannot explain**: more than {Z_LIMIT:g} robust s.d. from what their mixtures "
         f"predict out of fold (+: worse): {READINGS}. They stay in the fit.",

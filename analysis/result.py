@@ -58,7 +58,8 @@ class FitResult:
     emit_error: str | None = None
     """Why the mixture could not be written, when it could not."""
     outliers: list = field(default_factory=list)
-    """Runs far from what their mixtures predict out of fold (`analysis.run_outliers.RunOutlier`)."""
+    """Runs far from what their mixtures predict out of fold (`analysis.run_outliers.RunOutlier`,
+    in the target's own units)."""
     predictive: Any = None
     """The predictive distribution of a new run's target loss (`analysis.predictive.Predictive`):
     what the intervals and probabilities came from, for benchmarks/calibration.py and callers."""

@@ -19,7 +19,7 @@ within +4. Gaussian run noise would pass 5 robust s.d. about once in two million
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -36,8 +36,9 @@ READINGS = ("either the proxy went wrong (diverged, stopped early, read the wron
 
 @dataclass(frozen=True)
 class RunOutlier:
-    """One run the fit cannot explain; target values in the fit's units (a loss; a maximised
-    metric negated, as the fit minimises it)."""
+    """One run the fit cannot explain. `run_outliers` gives target values in the fit's units (a
+    loss; a maximised metric negated, as the fit minimises it); `in_units` turns them into the
+    user's, keeping z's sign (> 0: worse either way)."""
 
     run: str
     observed: float
@@ -48,6 +49,10 @@ class RunOutlier:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def in_units(self, convert) -> "RunOutlier":
+        """The same run with `convert` (e.g. `Target.user`) applied to observed and predicted."""
+        return replace(self, observed=float(convert(self.observed)), predicted=float(convert(self.predicted)))
 
 
 def run_outliers(runs, y, oof, *, z_limit: float = Z_LIMIT) -> list[RunOutlier]:

@@ -201,9 +201,8 @@ def _media(result: "FitResult") -> dict[str, Any]:
              for k, v in result.intervals.items()]
         ))
     if result.outliers:  # the runs the fit cannot explain (analysis.run_outliers), by id
-        user = result.target.user
         media["outliers"] = _table(pd.DataFrame(
-            [{"run": o.run, "observed": user(o.observed), "predicted_oof": user(o.predicted), "robust_z": o.z}
+            [{"run": o.run, "observed": o.observed, "predicted_oof": o.predicted, "robust_z": o.z}
              for o in result.outliers]
         ))
     weights = media["mixture"] = _table(mixture_frame(result).reset_index())
