@@ -33,9 +33,9 @@ class Models:
     """The predictive distribution of a new run's target loss (fold models + residuals)."""
     calibration: CalibrationScores | None
     """Its calibration on runs it never saw (test, else out of fold); None when off."""
-    outliers: list[RunOutlier]
+    outliers: list[RunOutlier] | None
     """Runs far from what their mixtures predict out of fold (analysis.run_outliers), in the
-    target's own units."""
+    target's own units; None: too few runs (or no spread) to tell."""
 
     @property
     def model(self):
@@ -64,8 +64,8 @@ def model_stage(cfg: FitAppConfig, runs: LoadedRuns, timings: dict[str, float], 
     timings["calibrate_s"] = time.perf_counter() - clock
     _warn_if_another_ranks_better(comparison, drive, warnings)
     found = run_outliers(runs.table.weights.index, runs.y, comparison.oof[drive])
-    outliers = [o.in_units(runs.target.user) for o in found]
-    warnings.extend(w for w in (outlier_warning(outliers, len(runs.y)),) if w)
+    outliers = None if found is None else [o.in_units(runs.target.user) for o in found]
+    warnings.extend(w for w in (outlier_warning(outliers or [], len(runs.y)),) if w)
     return Models(comparison, drive, why, predictive, calibration, outliers)
 
 

@@ -134,8 +134,8 @@ def _runs_record(cfg: FitAppConfig, runs: LoadedRuns, models: Models) -> dict:
         "tokens": table.identity("tokens"),
         "setup": table.identity("setup"),
         # Runs far from what their mixtures predict out of fold (analysis.run_outliers), in the
-        # target's own units: check their logs.
-        "outliers": [o.as_dict() for o in models.outliers],
+        # target's own units: check their logs. null: too few runs (or no spread) to tell.
+        "outliers": None if models.outliers is None else [o.as_dict() for o in models.outliers],
     }
 
 

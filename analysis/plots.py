@@ -32,10 +32,8 @@ def _pred_vs_actual(result, path: Path) -> None:
         if name in d["test"]:
             ax.scatter(d["y_test"], d["test"][name], s=8, alpha=0.6, label=f"test (rho {row['test_spearman']:.3f})")
         if name == result.drive and result.outliers:  # the runs the fit cannot explain, by id
-            position = {str(run): i for i, run in enumerate(result.table.weights.index)}
             for o in result.outliers[:MAX_NAMED]:
-                i = position[o.run]
-                ax.annotate(o.run, (d["y"][i], d["oof"][name][i]), xytext=(4, 4), textcoords="offset points",
+                ax.annotate(o.run, (o.observed, o.predicted), xytext=(4, 4), textcoords="offset points",
                             fontsize=7, color="tab:red")
             ax.scatter([o.observed for o in result.outliers], [o.predicted for o in result.outliers],
                        s=30, facecolors="none", edgecolors="tab:red", label="cannot explain (report: Runs)")

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.result import domain_correlations, mixture_frame
-from analysis.run_outliers import READINGS, Z_LIMIT
+from analysis.run_outliers import MIN_RUNS, READINGS, Z_LIMIT
 from regmix.atomic_file import write_text_atomic
 
 #: First line of report.md; names the emitted mixture the report belongs to.
@@ -80,7 +80,7 @@ def _simulation_lines(sim: dict) -> list[str]:
         lines.append(
             f"- screen: a small LightGBM kept the best {sim['screen_pool']:,}; the driving regressor re-scored "
             f"{sim['rescored']:,} of them ({'settled' if sim['screen_converged'] else 'NOT settled'}; worst screen "
-            f"rank in the top k: {sim['worst_screen_rank_in_top_k']}). Settled means more of the pool would not "
+            f"rank in the top k: {sim['worst_screen_rank_in_top_k']}). Settled means more of the pool is unlikely to "
             "change the top k; candidates outside the pool were judged by the screen alone "
             "(`simulation.screen_keep=0` scores every one by the driver)"
         )
@@ -166,6 +166,9 @@ def _scale_line(scale) -> str:
 
 def outlier_lines(result) -> list[str]:
     """The runs the fit cannot explain (analysis.run_outliers), as report bullets."""
+    if result.outliers is None:
+        return [f"- runs the fit cannot explain: not checked (fewer than {MIN_RUNS} runs, or no spread among their "
+                "out-of-fold residuals)"]
     if not result.outliers:
         return [f"- no run lies more than {Z_LIMIT:g} robust s.d. from what its mixture predicts out of fold"]
     rows = [[o.run, o.observed, o.predicted, f"{o.z:+.1f}"] for o in result.outliers]

@@ -57,9 +57,9 @@ class FitResult:
     """Whether `emitted` holds this fit's mixture yet (the report is written before it)."""
     emit_error: str | None = None
     """Why the mixture could not be written, when it could not."""
-    outliers: list = field(default_factory=list)
+    outliers: list | None = field(default_factory=list)
     """Runs far from what their mixtures predict out of fold (`analysis.run_outliers.RunOutlier`,
-    in the target's own units)."""
+    in the target's own units); None: too few runs (or no spread) to tell."""
     predictive: Any = None
     """The predictive distribution of a new run's target loss (`analysis.predictive.Predictive`):
     what the intervals and probabilities came from, for benchmarks/calibration.py and callers."""

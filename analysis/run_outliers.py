@@ -25,7 +25,8 @@ import numpy as np
 
 #: Robust standard deviations of out-of-fold residual beyond which a run is named.
 Z_LIMIT = 5.0
-#: Fewest runs for a spread worth measuring (below this the median absolute deviation is noise).
+#: Fewest runs for a spread worth measuring (below this the median absolute deviation is noise;
+#: the fit then says the runs were not checked).
 MIN_RUNS = 20
 #: Most runs a warning names (the largest |z| first; the report lists them all).
 MAX_NAMED = 10
@@ -55,19 +56,20 @@ class RunOutlier:
         return replace(self, observed=float(convert(self.observed)), predicted=float(convert(self.predicted)))
 
 
-def run_outliers(runs, y, oof, *, z_limit: float = Z_LIMIT) -> list[RunOutlier]:
+def run_outliers(runs, y, oof, *, z_limit: float = Z_LIMIT) -> list[RunOutlier] | None:
     """The runs whose out-of-fold residual y - oof lies beyond `z_limit` robust standard
-    deviations, largest |z| first; none with fewer than MIN_RUNS runs or no spread at all."""
+    deviations, largest |z| first; None when it cannot tell (fewer than MIN_RUNS runs, a
+    residual that is not finite, or no spread at all): not checked is not "none"."""
     y, oof = np.asarray(y, dtype=np.float64), np.asarray(oof, dtype=np.float64)
     runs = [str(r) for r in runs]
     assert len(runs) == len(y) == len(oof)
     residual = y - oof
     if len(residual) < MIN_RUNS or not np.all(np.isfinite(residual)):
-        return []
+        return None
     centre = float(np.median(residual))
     spread = 1.4826 * float(np.median(np.abs(residual - centre)))
     if spread <= 0:
-        return []
+        return None
     z = (residual - centre) / spread
     named = [i for i in np.argsort(-np.abs(z), kind="stable") if abs(z[i]) > z_limit]
     return [RunOutlier(runs[i], float(y[i]), float(oof[i]), float(z[i])) for i in named]

@@ -126,13 +126,13 @@ def summary_values(result: "FitResult") -> dict[str, Any]:
         "emitted/name": result.emitted.stem,
         "emitted/nearest_run_l1": result.simulation.get("nearest_run_l1"),
         "warnings": len(result.warnings),
-        "runs/outliers": len(result.outliers),
-        "runs/outlier_ids": ", ".join(o.run for o in result.outliers),
         "status": str(result.status),
         "status_line": result.status_line,
         "interval_coverage": result.evidence.get("interval_coverage"),
         "residual_scale": result.evidence.get("residual_scale"),
     }
+    if result.outliers is not None:  # None: too few runs to check, which is not 0
+        out["runs/outliers"], out["runs/outlier_ids"] = len(result.outliers), ", ".join(o.run for o in result.outliers)
     emitted = result.evidence.get("emitted") or {}
     for rival, p in emitted.get("probability_beats", {}).items():
         out[f"p_beats/{rival}"] = p

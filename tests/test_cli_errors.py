@@ -75,12 +75,13 @@ def test_a_bug_in_the_settings_check_is_not_swallowed(tmp_path):
     assert "NO_SUCH_TABLE" in done.stderr and REPORT_LINE in done.stderr
 
 
-def test_showing_hydras_settings_resolved_names_the_view_that_resolves_them(tmp_path):
+@pytest.mark.parametrize("shown", [["--cfg", "hydra"], ["--cfg=hydra"], ["-c", "hydra"], ["-chydra"]])
+def test_showing_hydras_settings_resolved_names_the_view_that_resolves_them(tmp_path, shown):
     """regmix-train's run folder interpolates its own settings (${out_dir}/${run_name}); Hydra's
     `--cfg hydra` view leaves those out, so `--resolve` there cannot work. A user error with the
     view that does, not an internal error; and that view shows the folder resolved."""
     environ = {k: v for k, v in os.environ.items() if k not in ("REGMIX_DEBUG", "HYDRA_FULL_ERROR")}
-    done = subprocess.run([sys.executable, "-m", "regmix.cli.train", "--cfg", "hydra", "--resolve"],
+    done = subprocess.run([sys.executable, "-m", "regmix.cli.train", *shown, "--resolve"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120, env=environ)
     assert done.returncode == 2, done.stderr
     assert REPORT_LINE not in done.stderr and "Traceback" not in done.stderr

@@ -30,11 +30,13 @@ def test_only_the_run_far_off_its_prediction_is_named_and_its_sign_says_worse():
     assert named[0].observed == y[17] and named[0].predicted == oof[17]
 
 
-def test_too_few_runs_or_no_spread_names_nobody():
-    y = np.r_[np.zeros(MIN_RUNS - 2), 9.0]
-    assert run_outliers(range(len(y)), y, np.zeros(len(y))) == []  # too few runs for a spread
+def test_too_few_runs_or_no_spread_is_not_checked_rather_than_clean():
+    rng = np.random.default_rng(2)
+    y = np.r_[rng.normal(0.0, 0.01, MIN_RUNS), 1.0]  # one run 100 s.d. off among noisy ones
+    assert [o.run for o in run_outliers(range(len(y)), y, np.zeros(len(y)))] == [str(MIN_RUNS)]
+    assert run_outliers(range(MIN_RUNS - 1), y[-(MIN_RUNS - 1):], np.zeros(MIN_RUNS - 1)) is None  # too few runs
     y = np.r_[np.zeros(40), 9.0]
-    assert run_outliers(range(len(y)), y, np.zeros(len(y))) == []  # a perfect fit has no spread to scale by
+    assert run_outliers(range(len(y)), y, np.zeros(len(y))) is None  # a perfect fit has no spread to scale by
 
 
 def broken_accuracy_swarm(root: Path, n: int = 60, broken: int | None = 23) -> None:
@@ -96,3 +98,14 @@ def test_the_warning_counts_every_run_beyond_the_limit_and_names_the_worst(tmp_p
     warning = outlier_warning(named, 400)
     assert warning.startswith(f"{MAX_NAMED + 3} of 400 runs lie more than")
     assert "and 3 more (the report lists them)" in warning and ", 2 (" not in warning  # the 3 mildest unnamed
+
+
+def test_a_sweep_too_small_to_check_says_so_instead_of_clean(tmp_path):
+    broken_accuracy_swarm(tmp_path, n=12, broken=3)
+    result = fit(tmp_path, "target_goal=maximize")
+    assert result.outliers is None
+    report = (result.report_dir / "report.md").read_text()
+    assert f"- runs the fit cannot explain: not checked (fewer than {MIN_RUNS} runs" in report
+    assert "no run lies more than" not in report
+    assert OmegaConf.load(result.emitted).provenance.runs.outliers is None
+    assert "runs/outliers" not in summary_values(result) and "outliers" not in _media(result)

@@ -117,9 +117,7 @@ def _shown_config_message(exc: BaseException) -> str | None:
     there. That is Hydra's view, not a bug: say which view resolves it. None for anything else."""
     from omegaconf.errors import InterpolationKeyError
 
-    argv = sys.argv[1:]
-    shows = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("--cfg", "-c")), None)
-    if not isinstance(exc, InterpolationKeyError) or shows != "hydra":
+    if not isinstance(exc, InterpolationKeyError) or _shown_config() != "hydra":
         return None
     return (f"{str(exc).splitlines()[0]}: --cfg hydra shows Hydra's settings without the command's own, which "
             "they interpolate; use --cfg all --resolve (or leave out --resolve)")
@@ -152,6 +150,20 @@ def _hydra_line(exc: BaseException) -> str:
             if line and not line.startswith(("full_key:", "object_type=", "reference_type=", "Set the environment")):
                 parts.append(line.rstrip("."))
     return "; ".join(dict.fromkeys(parts)) or type(exc).__name__
+
+
+def _shown_config(argv: Sequence[str] | None = None) -> str | None:
+    """The config `--cfg`/`-c` asks Hydra to show, in every spelling argparse takes (`--cfg hydra`,
+    `--cfg=hydra`, `-c hydra`, `-chydra`); None when the command runs."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    for i, arg in enumerate(argv):
+        if arg in ("--cfg", "-c"):
+            return argv[i + 1] if i + 1 < len(argv) else None
+        if arg.startswith("--cfg="):
+            return arg.removeprefix("--cfg=")
+        if arg.startswith("-c") and not arg.startswith("--") and len(arg) > 2:
+            return arg[2:]
+    return None
 
 
 def _relevant_folders(cfg: Any, exc: OSError, folders: Sequence[str]) -> tuple[str, ...]:
