@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.compare import MIN_RUNS_FOR_CURVE
 from analysis.result import domain_correlations, mixture_frame
 from analysis.run_outliers import MIN_RUNS, READINGS, Z_LIMIT
 from regmix.atomic_file import write_text_atomic
@@ -159,7 +160,7 @@ def calibration_lines(result) -> list[str]:
 def _scale_line(scale) -> str:
     if scale is None or scale == 1.0:
         return ("Residuals used as measured (the fold models' own errors): the learning curve found no gain "
-                "from more runs, or choice.learning_curve=false, or fewer than 8 runs or 3 folds.")
+                f"from more runs, or choice.learning_curve=false, or fewer than {MIN_RUNS_FOR_CURVE} runs or 3 folds.")
     return (f"Residuals scaled by {scale:.3f}: the fold models saw (K-1)/K of the runs, the fit all of them "
             "(learning curve from 2-fold and K-fold errors; choice.learning_curve).")
 

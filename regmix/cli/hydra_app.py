@@ -152,18 +152,15 @@ def _hydra_line(exc: BaseException) -> str:
     return "; ".join(dict.fromkeys(parts)) or type(exc).__name__
 
 
-def _shown_config(argv: Sequence[str] | None = None) -> str | None:
-    """The config `--cfg`/`-c` asks Hydra to show, in every spelling argparse takes (`--cfg hydra`,
-    `--cfg=hydra`, `-c hydra`, `-chydra`); None when the command runs."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    for i, arg in enumerate(argv):
-        if arg in ("--cfg", "-c"):
-            return argv[i + 1] if i + 1 < len(argv) else None
-        if arg.startswith("--cfg="):
-            return arg.removeprefix("--cfg=")
-        if arg.startswith("-c") and not arg.startswith("--") and len(arg) > 2:
-            return arg[2:]
-    return None
+def _shown_config() -> str | None:
+    """The config `--cfg`/`-c` asks Hydra to show (job, hydra, all), read by Hydra's own command-line
+    parser, so every spelling it takes counts; None when the command runs."""
+    from hydra._internal.utils import get_args_parser
+
+    try:
+        return get_args_parser().parse_known_args(sys.argv[1:])[0].cfg
+    except SystemExit:  # a command line Hydra itself refused: not a view of the config
+        return None
 
 
 def _relevant_folders(cfg: Any, exc: OSError, folders: Sequence[str]) -> tuple[str, ...]:
