@@ -159,6 +159,8 @@ class SimulationConfig:
     block still contributes to the top k (the screen's safety margin)."""
     predict_threads: int = 0
     """Threads for predicting candidates; 0 = every core."""
+    draw_threads: int = 0
+    """Threads for drawing candidates; 0 = every core. The candidates are the same for any number."""
     prior: Any = None
     """Token prior of the runs' corpus, {domain: share or token count}: candidates are drawn
     around it and capped at cap_multiplier x it. None = `sampler.prior` if set, else the prior

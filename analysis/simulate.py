@@ -94,10 +94,12 @@ def simulate(
     screen=None,
     screen_keep: int = 0,
     screen_blocks: int = 4,
+    draw_threads: int = 1,
     progress: bool = True,
 ) -> SimulationResult:
     """Draw `n_candidates` from `space`, score them with `model` (screened by `screen` when
-    given), and aggregate the `top_k` best into the chosen mixture."""
+    given), and aggregate the `top_k` best into the chosen mixture. `draw_threads` threads draw
+    the candidates (the same candidates for any number)."""
     if aggregate not in AGGREGATES:
         raise AnalysisError(f"simulation.aggregate={aggregate!r} is unknown; use one of {list(AGGREGATES)}")
     if not 1 <= top_k <= n_candidates:
@@ -108,11 +110,13 @@ def simulate(
     start = time.perf_counter()
     bar = tqdm(total=n_candidates, desc="simulate", unit="cand", unit_scale=True, disable=not progress or None, leave=False)
     scorer = screen if use_screen else model
-    # Score chunk i on a worker thread while the main thread draws chunk i + 1: the boosters
-    # predict in C without the GIL, so drawing and scoring overlap (at most 3 chunks alive).
+    # Score chunk i on a worker thread while chunk i + 1 is drawn: the boosters predict in C
+    # without the GIL, so drawing and scoring overlap (at most 3 chunks alive, and the blocks
+    # the draw threads hold ahead).
     with bar, ThreadPoolExecutor(max_workers=1) as worker:
         pending = None
-        for chunk in iter_candidates(space, n_candidates, chunk_rows=chunk_rows, seed=seed, stats=stats):
+        for chunk in iter_candidates(space, n_candidates, chunk_rows=chunk_rows, seed=seed, stats=stats,
+                                     threads=draw_threads):
             scored = worker.submit(scorer.predict, chunk)
             if pending is not None:
                 pool.offer(pending[0].result(), pending[1])

@@ -197,8 +197,10 @@ def dirichlet_draws(
     log_g -= log_g.max(axis=1, keepdims=True)
     np.exp(log_g, out=log_g)
     log_g /= log_g.sum(axis=1, keepdims=True)
+    if support.all():
+        return log_g  # no column to leave at 0: a scatter into a fresh table would copy every row
     out = np.zeros((rows, len(tempered)), dtype=dtype)
-    out[:, support] = log_g
+    out[:, np.flatnonzero(support)] = log_g
     return out
 
 
