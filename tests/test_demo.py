@@ -125,3 +125,34 @@ def test_forecasts_say_when_the_emitted_mixture_is_the_best_proxy(tmp_path):
     assert rows["best_proxy"][1:4] == [SAME_MIXTURE, "-", "-"]
     text = outcome.summary()
     assert "emitted is best_proxy's mixture: no forecast" in text and "P(emitted beats best_proxy)" not in text
+
+
+def test_a_failed_verdict_says_how_close_it_was_and_what_the_fit_had_forecast(tmp_path):
+    """'[ ] beats uniform' alone reads as a failure of the method; the report says whether the fit
+    had called it a close race (and it was one) or had claimed a win that did not come."""
+    from types import SimpleNamespace
+
+    from regmix.demo.report import DemoOutcome
+    from regmix.mixture import Mixture
+
+    def outcome(p_uniform: float, uniform_loss: float) -> DemoOutcome:
+        evidence = {"emitted": {"probability_beats": {"prior": 0.95, "uniform": p_uniform}}}
+        mixture = Mixture({"a": 0.5, "b": 0.5})
+        return DemoOutcome(
+            target="t", blend={"a": 1.0}, mixtures={"emitted": Mixture({"a": 0.8, "b": 0.2}), "prior": mixture,
+                                                      "uniform": mixture},
+            at_target={"emitted": 2.0, "prior": 2.5, "uniform": uniform_loss}, at_proxy={}, noise=0.1,
+            rank_spearman=1.0, fit=SimpleNamespace(evidence=evidence, status_line="status: supported"),
+            n_proxies=8, wall_s=60.0, out_dir=tmp_path, seed_losses={"emitted": [2.02, 1.98]},
+        )
+
+    close = outcome(0.55, 2.04)
+    assert list(close.why_not) == ["beats uniform by more than seed noise (means over 2 seeds)"]
+    reason = close.why_not["beats uniform by more than seed noise (means over 2 seeds)"]
+    assert "by +0.0400 nats at target scale, within the seed noise 0.1000" in reason
+    assert "P(emitted beats uniform) 55%" in reason and "close race" in reason
+    assert f"[ ] emitted beats uniform by more than seed noise (means over 2 seeds): {reason}" in close.summary()
+
+    missed = outcome(0.97, 1.7).why_not["beats uniform by more than seed noise (means over 2 seeds)"]
+    assert "it lost by 0.3000 nats" in missed and "97%" in missed and "a miss" in missed
+    assert outcome(0.97, 2.3).why_not == {}  # both won beyond the noise: nothing to explain

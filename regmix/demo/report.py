@@ -41,6 +41,9 @@ class RoundOutcome:
         return f"changed the choice's target-scale loss by {-gain:+.4f} nats, within the seed noise {outcome.noise:.4f}"
 
 
+#: A forecast P(emitted beats X) at or above this is a claim of a win; below it, a close race
+#: (the report's central 80% interval of the loss difference then reaches past 0).
+CONFIDENT_FORECAST = 0.9
 #: What the forecast table says for a rival whose mixture is the emitted one.
 SAME_MIXTURE = "the same mixture"
 #: L1 below which two mixtures are one (the emitted file rounds to 4 decimals).
@@ -88,18 +91,35 @@ class DemoOutcome:
     round: RoundOutcome | None = None
     """The active round: the choice before and after it (None: the demo ran without a round)."""
     verdicts: dict[str, bool] = field(default_factory=dict)
+    why_not: dict[str, str] = field(default_factory=dict)
+    """Per verdict that failed against a rival: the margin, and what the fit had forecast."""
 
     def __post_init__(self) -> None:
         emitted = self.at_target["emitted"]
         n = len(self.seed_losses.get("emitted", [])) or 1
-        self.verdicts = {
-            f"beats {rival} by more than seed noise (means over {n} seed{'s' if n > 1 else ''})":
-                self.at_target[rival] - emitted > self.noise
-            for rival in ("prior", "uniform")
-        }
+        self.verdicts, self.why_not = {}, {}
+        for rival in ("prior", "uniform"):
+            what = f"beats {rival} by more than seed noise (means over {n} seed{'s' if n > 1 else ''})"
+            self.verdicts[what] = self.at_target[rival] - emitted > self.noise
+            if not self.verdicts[what]:
+                self.why_not[what] = self._why_not(rival)
         if self.blend:
             share = self.blend_share
             self.verdicts[f"puts most weight on the target's domains ({share:.0%})"] = share > 0.5
+
+    def _why_not(self, rival: str) -> str:
+        """Why the emitted mixture did not beat `rival` beyond seed noise, in the fit's own terms:
+        a close race it forecast, or a forecast that missed."""
+        margin = self.at_target[rival] - self.at_target["emitted"]
+        said = f"by {margin:+.4f} nats at target scale, within the seed noise {self.noise:.4f}" if margin > 0 else (
+            f"it lost by {-margin:.4f} nats at target scale (seed noise {self.noise:.4f})")
+        p = ((getattr(self.fit, "evidence", None) or {}).get("emitted") or {}).get("probability_beats", {}).get(rival)
+        if p is None:
+            return said
+        if p < CONFIDENT_FORECAST:
+            return (f"{said}; the fit had not claimed a clear win: it gave P(emitted beats {rival}) {p:.0%} for "
+                    "new proxy runs, a close race")
+        return f"{said}; the fit had forecast P(emitted beats {rival}) {p:.0%} for new proxy runs: a miss"
 
     def blend_share_of(self, label: str) -> float:
         return sum(self.mixtures[label].get(d) for d in self.blend)
@@ -140,7 +160,8 @@ class DemoOutcome:
         lines.append(f"seed noise {self.noise:.4f} (pooled); proxy-vs-target rank Spearman {self.rank_spearman:.2f}")
         if self.round is not None:
             lines.append(f"active round ({self.round.n_before} -> {self.round.n_after} proxies): {self.round.verdict(self)}")
-        lines += [f"  [{'x' if ok else ' '}] emitted {what}" for what, ok in self.verdicts.items()]
+        lines += [f"  [{'x' if ok else ' '}] emitted {what}" + (f": {self.why_not[what]}" if what in self.why_not else "")
+                  for what, ok in self.verdicts.items()]
         lines.append(getattr(self.fit, "status_line", "") or "")
         calibration = calibration_summary(getattr(self.fit, "evidence", None) or {})
         if calibration:
@@ -245,7 +266,8 @@ def write_report(outcome: DemoOutcome) -> Path:
         "",
         "## Verdict",
         "",
-        *[f"- [{'x' if ok else ' '}] The emitted mixture {what}" for what, ok in outcome.verdicts.items()],
+        *[f"- [{'x' if ok else ' '}] The emitted mixture {what}"
+          + (f": {outcome.why_not[what]}." if what in outcome.why_not else "") for what, ok in outcome.verdicts.items()],
         "",
         *_round_section(outcome),
         "## The fit's forecasts, and whether they came true",
