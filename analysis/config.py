@@ -160,7 +160,7 @@ class SimulationConfig:
     predict_threads: int = 0
     """Threads for predicting candidates; 0 = every core."""
     draw_threads: int = 0
-    """Threads for drawing candidates; 0 = every core. The candidates are the same for any number."""
+    """Threads for drawing candidates; 0 = every core, up to 8. The candidates are the same for any number."""
     prior: Any = None
     """Token prior of the runs' corpus, {domain: share or token count}: candidates are drawn
     around it and capped at cap_multiplier x it. None = `sampler.prior` if set, else the prior

@@ -10,13 +10,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analysis.candidates import around_runs
+from analysis.candidates import around_runs, draw_threads
 from analysis.choice import Penalized, auto_radius, choose, nearest_l1
 from analysis.config import FitAppConfig
 from analysis.fit_load import LoadedRuns
 from analysis.fit_model import Models
 from analysis.regressors import build_screen, is_linear
-from analysis.regressors.base import prediction_threads
 from analysis.simulate import SimulationResult, simulate
 
 
@@ -119,6 +118,6 @@ def _simulate(cfg: FitAppConfig, runs: LoadedRuns, models: Models, *, progress: 
         screen=screen,
         screen_keep=s.screen_keep,
         screen_blocks=s.screen_blocks,
-        draw_threads=prediction_threads(s.draw_threads),
+        draw_threads=draw_threads(s.draw_threads),
         progress=progress,
     )

@@ -100,7 +100,7 @@ SIMULATION = (
     Range("screen_keep", 0, note="; 0 = no screen"),
     Range("screen_blocks", 1),
     Range("predict_threads", 0, note="; 0 = every core"),
-    Range("draw_threads", 0, note="; 0 = every core"),
+    Range("draw_threads", 0, note="; 0 = every core, up to 8"),
     Range("token_budget", 0, low_open=True, optional=True, note=" (tokens of the target run)"),
     Range("max_epochs", 0, low_open=True),
     *under("sampler", SAMPLER),

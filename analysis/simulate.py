@@ -134,7 +134,7 @@ def simulate(
     top = top.astype(np.float64)
     weights, note = aggregate_top(top, aggregate, space)
     stats["aggregate_note"] = note
-    stats["acceptance"] = stats["accepted"] / max(stats["drawn"], 1)
+    stats["acceptance"] = stats["passed"] / max(stats["drawn"], 1)
     stats["seconds"] = time.perf_counter() - start
     predicted = float(model.predict(weights[None, :])[0])
     return SimulationResult(weights, predicted, top, top_predicted, stats)

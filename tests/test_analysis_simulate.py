@@ -23,7 +23,7 @@ def test_candidates_follow_the_generator_caps_and_user_constraints():
     chunks = list(iter_candidates(space, 50_000, chunk_rows=8_192, seed=1, stats=stats))
     weights = np.concatenate(chunks)
     assert weights.dtype == np.float32 and max(len(c) for c in chunks) <= 8_192
-    assert len(weights) == 50_000 and stats["accepted"] == 50_000 and stats["drawn"] > 50_000
+    assert len(weights) == 50_000 and stats["accepted"] == 50_000 and stats["drawn"] > stats["passed"] >= 50_000
     np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-5)
     assert weights[:, 3].min() >= 0.05 - 1e-6  # minimum
     assert weights[:, 0].max() <= 0.6 + 1e-6  # user cap
@@ -43,6 +43,14 @@ def test_candidates_depend_on_the_seed_alone_not_on_threads_or_chunk_size():
     np.testing.assert_array_equal(one, np.concatenate(many))
     other = np.concatenate(list(iter_candidates(space, 40_000, chunk_rows=40_000, seed=4, threads=1)))
     assert not np.array_equal(one, other)
+
+
+def test_too_few_draws_within_the_caps_is_refused_with_the_fix():
+    """Caps that almost no draw meets would have the simulation draw for minutes: refused, with
+    the share that passed and what to loosen."""
+    space = candidate_space(DOMAINS, PRIOR, SamplerConfig(cap_multiplier=1.0))  # every weight <= its prior share
+    with pytest.raises(AnalysisError, match=r"only [\d,]+ of [\d,]+ drawn candidates meet the caps.*cap_multiplier"):
+        list(iter_candidates(space, 100_000, chunk_rows=8_192, seed=0))
 
 
 def test_tiny_weights_are_zeroed_like_the_generator_does():

@@ -149,10 +149,13 @@ def test_a_failed_verdict_says_how_close_it_was_and_what_the_fit_had_forecast(tm
     close = outcome(0.55, 2.04)
     assert list(close.why_not) == ["beats uniform by more than seed noise (means over 2 seeds)"]
     reason = close.why_not["beats uniform by more than seed noise (means over 2 seeds)"]
-    assert "by +0.0400 nats at target scale, within the seed noise 0.1000" in reason
+    assert "it won by +0.0400 nats at target scale, within the seed noise 0.1000" in reason
     assert "P(emitted beats uniform) 55%" in reason and "close race" in reason
     assert f"[ ] emitted beats uniform by more than seed noise (means over 2 seeds): {reason}" in close.summary()
 
     missed = outcome(0.97, 1.7).why_not["beats uniform by more than seed noise (means over 2 seeds)"]
-    assert "it lost by 0.3000 nats" in missed and "97%" in missed and "a miss" in missed
+    assert "it lost by 0.3000 nats at target scale, beyond the seed noise" in missed
+    assert "97%" in missed and "a miss" in missed
+    expected_loss = outcome(0.2, 2.0).why_not["beats uniform by more than seed noise (means over 2 seeds)"]
+    assert "it tied at target scale" in expected_loss and "the fit had forecast a loss: P(emitted beats uniform) 20%" in expected_loss
     assert outcome(0.97, 2.3).why_not == {}  # both won beyond the noise: nothing to explain

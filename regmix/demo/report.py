@@ -41,8 +41,8 @@ class RoundOutcome:
         return f"changed the choice's target-scale loss by {-gain:+.4f} nats, within the seed noise {outcome.noise:.4f}"
 
 
-#: A forecast P(emitted beats X) at or above this is a claim of a win; below it, a close race
-#: (the report's central 80% interval of the loss difference then reaches past 0).
+#: A forecast P(emitted beats X) at or above this is a claim of a win (a central 80% interval of
+#: the loss difference then lies wholly on the winning side); from 50% up to it, a close race.
 CONFIDENT_FORECAST = 0.9
 #: What the forecast table says for a rival whose mixture is the emitted one.
 SAME_MIXTURE = "the same mixture"
@@ -108,18 +108,27 @@ class DemoOutcome:
             self.verdicts[f"puts most weight on the target's domains ({share:.0%})"] = share > 0.5
 
     def _why_not(self, rival: str) -> str:
-        """Why the emitted mixture did not beat `rival` beyond seed noise, in the fit's own terms:
-        a close race it forecast, or a forecast that missed."""
+        """Why the emitted mixture did not beat `rival` beyond seed noise: what happened at target
+        scale, and what the fit had forecast (a loss, a close race, or a win that missed)."""
+        if self.is_emitted(rival):
+            return f"it is {rival}'s own mixture, so there is no difference to find"
         margin = self.at_target[rival] - self.at_target["emitted"]
-        said = f"by {margin:+.4f} nats at target scale, within the seed noise {self.noise:.4f}" if margin > 0 else (
-            f"it lost by {-margin:.4f} nats at target scale (seed noise {self.noise:.4f})")
+        noise = f"the seed noise {self.noise:.4f}"
+        if abs(margin) < 5e-5:  # equal at the report's 4 decimals
+            said = f"it tied at target scale ({noise})"
+        elif margin > 0:
+            said = f"it won by {margin:+.4f} nats at target scale, within {noise}"
+        else:
+            said = f"it lost by {-margin:.4f} nats at target scale, {'within' if -margin <= self.noise else 'beyond'} {noise}"
         p = ((getattr(self.fit, "evidence", None) or {}).get("emitted") or {}).get("probability_beats", {}).get(rival)
         if p is None:
             return said
+        forecast = f"P(emitted beats {rival}) {p:.0%} for new proxy runs"
+        if p < 0.5:
+            return f"{said}; the fit had forecast a loss: {forecast}"
         if p < CONFIDENT_FORECAST:
-            return (f"{said}; the fit had not claimed a clear win: it gave P(emitted beats {rival}) {p:.0%} for "
-                    "new proxy runs, a close race")
-        return f"{said}; the fit had forecast P(emitted beats {rival}) {p:.0%} for new proxy runs: a miss"
+            return f"{said}; the fit had not claimed a clear win: {forecast}, a close race"
+        return f"{said}; the fit had forecast a win, {forecast}: a miss"
 
     def blend_share_of(self, label: str) -> float:
         return sum(self.mixtures[label].get(d) for d in self.blend)
