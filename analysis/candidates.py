@@ -39,7 +39,7 @@ ACCEPTANCE_CHUNKS = 4
 #: block ahead and ~4 MiB of scratch; beyond it the screen's predictions are the bound).
 MAX_DEFAULT_DRAW_THREADS = 8
 #: Rows per generator block. A block's tables (~1 MiB each at 17 domains) stay in the CPU's
-#: cache: 1.77M rows of the paper's 17 domains drew in 1.1 s as blocks against 1.6 s as one table.
+#: cache: on one thread, about 10% faster than the 131,072-row chunks drawn before.
 BLOCK_ROWS = 16_384
 
 
