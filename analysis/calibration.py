@@ -103,7 +103,7 @@ def _accumulate(predictive: Predictive, X: np.ndarray, y: np.ndarray, rng, cover
         inside[c] = (y >= low) & (y <= high)
         width[c] = np.stack([low, high])
     a, b = _pairs(len(y), rng)
-    p = predictive.probability_from_shift(center[a] - center[b]) if len(a) else np.empty(0)  # one prediction per run
+    p = predictive.probability_between(center[a], center[b]) if len(a) else np.empty(0)  # one prediction per run
     truth = (y[a] < y[b]).astype(np.float64) + 0.5 * (y[a] == y[b])
     return inside, width, p, truth
 
@@ -149,7 +149,11 @@ def score_out_of_fold(predictive: Predictive, X, y, *, coverages=COVERAGES, nomi
         held, rest = predictive.fold_of == k, predictive.fold_of != k
         if not held.any() or rest.sum() < 2:
             continue
-        split = Predictive(model, [model], np.zeros(int(rest.sum()), dtype=np.int64), predictive.residuals[rest])
+        # The other folds' residuals at their own levels, with the spread's trend fitted on all
+        # runs (one slope from n runs: what it learned of the held fold is negligible).
+        levels = None if predictive.levels is None else predictive.levels[rest]
+        split = Predictive(model, [model], np.zeros(int(rest.sum()), dtype=np.int64), predictive.residuals[rest],
+                           levels=levels, noise=predictive.noise)
         fold_inside, fold_bounds, p, truth = _accumulate(split, X[held], y[held], rng, coverages)
         for c in coverages:
             inside[c][held], bounds[c][:, held] = fold_inside[c], fold_bounds[c]

@@ -59,7 +59,8 @@ def model_stage(cfg: FitAppConfig, runs: LoadedRuns, timings: dict[str, float], 
     )
     clock = time.perf_counter()
     predictive = Predictive.from_folds(comparison.models[drive], comparison.fold_models[drive], comparison.fold_of,
-                                       runs.y, comparison.oof[drive], scale=_residual_scale(cfg, runs, comparison, drive))
+                                       runs.y, comparison.oof[drive], scale=_residual_scale(cfg, runs, comparison, drive),
+                                       by_level=cfg.choice.noise_by_level)
     calibration = _calibration(cfg, runs, predictive)
     timings["calibrate_s"] = time.perf_counter() - clock
     _warn_if_another_ranks_better(comparison, drive, warnings)

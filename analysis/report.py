@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.compare import MIN_RUNS_FOR_CURVE
+from analysis.noise_level import MIN_RUNS as MIN_RUNS_FOR_TREND
 from analysis.result import domain_correlations, mixture_frame
 from analysis.run_outliers import MIN_RUNS, READINGS, Z_LIMIT
 from regmix.atomic_file import write_text_atomic
@@ -154,7 +155,21 @@ def calibration_lines(result) -> list[str]:
         markdown_table(["interval", "runs inside"], rows),
         "",
         _scale_line(result.evidence.get("residual_scale")),
+        "",
+        _noise_line(result.evidence.get("noise_by_level")),
     ]
+
+
+def _noise_line(noise) -> str:
+    if not noise or not noise.get("trend"):
+        p = "" if not noise else f" (likelihood ratio test p = {noise['p_value']:.2g})"
+        return ("Every run taken as noisy as any other: no trend of the residuals with the predicted loss"
+                f"{p}, or choice.noise_by_level=false, or fewer than {MIN_RUNS_FOR_TREND} runs.")
+    low, high = noise["levels"]
+    grows = "grows" if noise["slope"] > 0 else "shrinks"
+    return (f"Run noise {grows} {noise['ratio']:.1f}-fold from predicted {low:.4g} to {high:.4g} (p = "
+            f"{noise['p_value']:.2g}): intervals and P(beats) use the spread at each mixture's own predicted "
+            "level (choice.noise_by_level).")
 
 
 def _scale_line(scale) -> str:

@@ -99,7 +99,8 @@ def gather_evidence(predictive: Predictive, chosen: np.ndarray, others: dict[str
     # (a tree model predicting both mixtures alike: P = 0.5) from reading as "below 50%".
     probability = {k: round(v, 6) for k, v in probability.items()}
     scaled = f", scaled {predictive.scale:.2f} to the fit on all runs" if predictive.scale != 1.0 else ""
-    basis = f"of new runs (run noise from the out-of-fold residuals of {predictive.n} runs{scaled})"
+    by_level = "" if predictive.noise.flat else f", at each mixture's predicted level ({predictive.noise.ratio:.1f}x across the runs)"
+    basis = f"of new runs (run noise from the out-of-fold residuals of {predictive.n} runs{scaled}{by_level})"
     return Evidence(probability, difference, coverage, basis)
 
 

@@ -7,13 +7,17 @@ random splits of the same sizes, and for each fits the driving regressor as regm
 (K-fold out of fold, plus the 2-fold learning curve) and scores the intervals on the held-out
 part, with the residuals as measured and with the learning-curve scale
 (`choice.learning_curve`). It prints the mean and spread of coverage@50/80/95 for both, and
-where the fixed split falls among them.
+where the fixed split falls among them; and the 80% intervals' coverage among the held-out runs
+of the lowest and the highest quarter of predicted loss (the choice lives at the low end), with
+the spread by level (`choice.noise_by_level`, analysis.noise_level) and with one spread for all.
 
     python benchmarks/calibration_resplits.py [--resplits 16] [regmix-fit overrides]
 
 The last line is exactly
-`resplits: n=<n> coverage@50=<f> coverage@80=<f> coverage@95=<f> scale=<f> measured@80=<f>`
-(means over the re-splits, with the scale; measured@80 without it).
+`resplits: n=<n> coverage@50=<f> coverage@80=<f> coverage@95=<f> scale=<f> measured@80=<f> low@80=<f>
+high@80=<f> one_spread_low@80=<f> one_spread_high@80=<f>` (means over the re-splits, with the scale;
+measured@80 without it; low/high: the quarters of lowest and highest predicted loss, one_spread_:
+with `choice.noise_by_level=false`).
 """
 
 from __future__ import annotations
@@ -28,8 +32,18 @@ from calibration import compose_fit_config
 LEVELS = (0.5, 0.8, 0.95)
 
 
-def _score(cfg, drive: str, X, y, X_held, y_held, seed: int) -> tuple[float, list[float], list[float]]:
-    """(scale, coverages with it, coverages as measured) of one split."""
+def _quarters(predictive, X_held, y_held) -> list[float]:
+    """80% coverage among the held-out runs of the lowest and the highest quarter of predicted loss."""
+    center = predictive.predict(X_held)
+    low, high = predictive.interval(None, 0.8, center=center)
+    inside = (y_held >= low) & (y_held <= high)
+    return [float(inside[center <= np.quantile(center, 0.25)].mean()),
+            float(inside[center >= np.quantile(center, 0.75)].mean())]
+
+
+def _score(cfg, drive: str, X, y, X_held, y_held, seed: int) -> tuple[float, list[float], list[float], list[float]]:
+    """(scale, coverages with it, coverages as measured, 80% coverage of the low and high quarters
+    with the spread as configured and with one spread) of one split."""
     from analysis.calibration import score_calibration
     from analysis.compare import compare_regressors, residual_scale
     from analysis.predictive import Predictive
@@ -38,13 +52,17 @@ def _score(cfg, drive: str, X, y, X_held, y_held, seed: int) -> tuple[float, lis
     estimator = build_regressor(drive, cfg.regressor, seed=seed)
     comp = compare_regressors({drive: estimator}, X, y, folds=cfg.regressor.folds, seed=seed, n_jobs=-1)
     scale = residual_scale(comp, drive, X, y, seed=seed, n_jobs=2)
+    def predictive(s: float, by_level: bool) -> Predictive:
+        return Predictive.from_folds(comp.models[drive], comp.fold_models[drive], comp.fold_of, y, comp.oof[drive],
+                                     scale=s, by_level=by_level)
+
+    held = X_held.to_numpy()
     covered = []
     for s in (scale, 1.0):
-        predictive = Predictive.from_folds(comp.models[drive], comp.fold_models[drive], comp.fold_of, y,
-                                           comp.oof[drive], scale=s)
-        scores = score_calibration(predictive, X_held.to_numpy(), y_held, coverages=LEVELS)
+        scores = score_calibration(predictive(s, cfg.choice.noise_by_level), held, y_held, coverages=LEVELS)
         covered.append([scores.coverage[c] for c in LEVELS])
-    return scale, covered[0], covered[1]
+    quarters = _quarters(predictive(scale, cfg.choice.noise_by_level), held, y_held)
+    return scale, covered[0], covered[1], quarters + _quarters(predictive(scale, False), held, y_held)
 
 
 def main(argv: list[str]) -> int:
@@ -67,9 +85,11 @@ def main(argv: list[str]) -> int:
     print(f"{len(y)} runs pooled ({n_train} training, {len(y) - n_train} test); driver {result.drive}, "
           f"{cfg.regressor.folds}-fold; {args.resplits} random re-splits of the same sizes")
 
-    def split_line(name: str, scale: float, scaled: list[float], measured: list[float]) -> str:
+    def split_line(name: str, scale: float, scaled: list[float], measured: list[float], quarters: list[float]) -> str:
         cover = " ".join(f"{v:.3f}" for v in scaled)
-        return f"  {name:>9}: scale {scale:.3f}; coverage@50/80/95 {cover} (as measured: {measured[1]:.3f} at 80%)"
+        return (f"  {name:>9}: scale {scale:.3f}; coverage@50/80/95 {cover} (as measured: {measured[1]:.3f} at 80%); "
+                f"80% in the low/high quarter {quarters[0]:.3f}/{quarters[1]:.3f} "
+                f"(one spread: {quarters[2]:.3f}/{quarters[3]:.3f})")
 
     fixed = _score(cfg, result.drive, X.iloc[:n_train], y[:n_train], X.iloc[n_train:], y[n_train:], cfg.regressor.seed)
     print(split_line("fixed", *fixed))
@@ -82,6 +102,7 @@ def main(argv: list[str]) -> int:
         print(split_line(f"resplit {r}", *rows[-1]), flush=True)
     scales = np.array([r[0] for r in rows])
     scaled, measured = np.array([r[1] for r in rows]), np.array([r[2] for r in rows])
+    quarters = np.array([r[3] for r in rows]).mean(axis=0)
     for i, level in enumerate(LEVELS):
         print(f"{level:.0%} intervals: hold {scaled[:, i].mean():.3f} +- {scaled[:, i].std(ddof=1):.3f} with the scale, "
               f"{measured[:, i].mean():.3f} +- {measured[:, i].std(ddof=1):.3f} as measured "
@@ -89,7 +110,9 @@ def main(argv: list[str]) -> int:
               f"{np.mean(scaled[:, i] < fixed[1][i]):.0%} of the re-splits")
     print(f"resplits: n={args.resplits} " + " ".join(f"coverage@{round(100 * c)}={scaled[:, i].mean():.4f}"
                                                       for i, c in enumerate(LEVELS))
-          + f" scale={scales.mean():.4f} measured@80={measured[:, 1].mean():.4f}")
+          + f" scale={scales.mean():.4f} measured@80={measured[:, 1].mean():.4f}"
+          + f" low@80={quarters[0]:.4f} high@80={quarters[1]:.4f}"
+          + f" one_spread_low@80={quarters[2]:.4f} one_spread_high@80={quarters[3]:.4f}")
     return 0
 
 

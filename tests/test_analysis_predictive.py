@@ -73,7 +73,7 @@ def test_probabilities_resolve_in_steps_of_at_most_5_percent_with_8_runs():
     X = _mixtures(rng, 8)
     predictive = _predictive(X, X @ GAIN + rng.normal(0, NOISE, 8), folds=4)
     shifts = np.linspace(-0.5, 0.5, 20001)
-    p = predictive._beats(shifts)
+    p = predictive.probability_between(shifts, np.zeros_like(shifts))
     assert p[0] == 1.0 and p[-1] == 0.0
     assert np.max(np.abs(np.diff(p))) <= 0.05
 
@@ -183,5 +183,5 @@ def test_comparisons_with_a_trained_run_keep_the_fold_models_own_noise():
     x = X.mean(axis=0)
     assert scaled.probability_beats_run(x, 0, X) == plain.probability_beats_run(x, 0, X)
     assert scaled.half_width(0.8) == pytest.approx(0.9 * plain.half_width(0.8))
-    shift = np.array([0.01])
-    assert scaled.probability_from_shift(shift)[0] < plain.probability_from_shift(shift)[0]
+    a, b = np.array([0.0]), np.array([0.01])  # predicted losses: a is 0.01 nats lower
+    assert 0.5 < plain.probability_between(a, b)[0] < scaled.probability_between(a, b)[0]

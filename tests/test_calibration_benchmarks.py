@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DOMAINS = ["a", "b", "c", "d"]
 LINE = re.compile(r"^calibration: coverage@50=(\S+) coverage@80=(\S+) coverage@95=(\S+) ece=(\S+) brier=(\S+) pairs=(\d+)$")
 RUN_NOISE = re.compile(r"^run_noise: domains=(\d+) easier_held_out=(\d+) shared_sd_train=(\S+) shared_sd_held_out=(\S+) levene_p=(\S+)$")
-RESPLITS = re.compile(r"^resplits: n=2 coverage@50=(\S+) coverage@80=(\S+) coverage@95=(\S+) scale=(\S+) measured@80=(\S+)$")
+RESPLITS = re.compile(r"^resplits: n=2 coverage@50=(\S+) coverage@80=(\S+) coverage@95=(\S+) scale=(\S+) measured@80=(\S+)"
+                      r" low@80=(\S+) high@80=(\S+) one_spread_low@80=(\S+) one_spread_high@80=(\S+)$")
 
 
 def swarm(root: Path, name: str, n: int, seed: int, bad_runs: slice = slice(0)) -> list[str]:
@@ -63,7 +64,8 @@ def test_resplit_benchmark_reports_the_mean_over_resplits(tmp_path):
     lines = run("calibration_resplits.py", "--resplits", "2", *overrides(tmp_path))
     match = RESPLITS.match(lines[-1])
     assert match, lines[-1]
-    c50, c80, c95, scale, measured = (float(v) for v in match.groups())
+    c50, c80, c95, scale, measured, *quarters = (float(v) for v in match.groups())
+    assert all(0.0 <= q <= 1.0 for q in quarters)
     assert 0.0 <= c50 <= c80 <= c95 <= 1.0
     assert np.sqrt(0.8) - 1e-9 <= scale <= 1.0  # 5 folds: the learning curve's own bounds
     assert c80 <= measured  # scaled intervals are never wider than the measured ones
