@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from analysis.noise_level import NoiseLevel, fit_noise_level
 from analysis.predictive import COVERAGES, Predictive
 
 #: Bins of the reliability diagram and the ECE (equal width over [0, 1]).
@@ -149,11 +150,13 @@ def score_out_of_fold(predictive: Predictive, X, y, *, coverages=COVERAGES, nomi
         held, rest = predictive.fold_of == k, predictive.fold_of != k
         if not held.any() or rest.sum() < 2:
             continue
-        # The other folds' residuals at their own levels, with the spread's trend fitted on all
-        # runs (one slope from n runs: what it learned of the held fold is negligible).
+        # The other folds' residuals at their own levels, the spread's trend refitted on them:
+        # neither the location nor the spread has seen the held fold.
         levels = None if predictive.levels is None else predictive.levels[rest]
+        noise = fit_noise_level(levels, predictive.residuals[rest]) if predictive.by_level and levels is not None \
+            else NoiseLevel()
         split = Predictive(model, [model], np.zeros(int(rest.sum()), dtype=np.int64), predictive.residuals[rest],
-                           levels=levels, noise=predictive.noise)
+                           levels=levels, noise=noise, by_level=predictive.by_level)
         fold_inside, fold_bounds, p, truth = _accumulate(split, X[held], y[held], rng, coverages)
         for c in coverages:
             inside[c][held], bounds[c][:, held] = fold_inside[c], fold_bounds[c]

@@ -157,11 +157,14 @@ def _predictions(model, vector: np.ndarray, simulated: np.ndarray | None, choice
 def _intervals(models: Models, points: dict[str, np.ndarray], best_pos: int, X: np.ndarray,
                coverage: float) -> dict[str, tuple[float, float, float]]:
     """Predictive (low, centre, high) target loss of a new run per mixture, at `coverage`; the
-    best run's centre is the fold model's that never saw it (the full fit learned its lucky draw)."""
+    best run's centre is the fold model's that never saw it (the full fit learned its lucky draw),
+    with the residuals as that fold model measured them (no learning-curve scale)."""
     predictive = models.predictive
     centre = predictive.predict(np.stack(list(points.values())))
-    centre[list(points).index("best_run")] = predictive.predict_run(best_pos, X)
+    best = list(points).index("best_run")
+    centre[best] = predictive.predict_run(best_pos, X)
     low, high = predictive.interval(None, coverage, center=centre)
+    low[best], high[best] = (v[0] for v in predictive.interval(None, coverage, center=centre[best:best + 1], scale=1.0))
     return {label: (float(low[i]), float(centre[i]), float(high[i])) for i, label in enumerate(points)}
 
 

@@ -14,6 +14,7 @@ from analysis.calibration import CalibrationScores, score_calibration, score_out
 from analysis.compare import Comparison, choose_drive, compare_regressors, residual_scale
 from analysis.config import FitAppConfig
 from analysis.fit_load import LoadedRuns
+from analysis.noise_level import NoiseLevel, fit_noise_level
 from analysis.predictive import COVERAGES, Predictive
 from analysis.regressors import build_regressor
 from analysis.regressors.base import prediction_threads
@@ -36,6 +37,9 @@ class Models:
     outliers: list[RunOutlier] | None
     """Runs far from what their mixtures predict out of fold (analysis.run_outliers), in the
     target's own units; None: too few runs (or no spread) to tell."""
+    noise_trend: NoiseLevel
+    """How the runs' noise changes with their predicted loss, measured whether or not the
+    predictive distribution uses it (choice.noise_by_level)."""
 
     @property
     def model(self):
@@ -67,7 +71,10 @@ def model_stage(cfg: FitAppConfig, runs: LoadedRuns, timings: dict[str, float], 
     found = run_outliers(runs.table.weights.index, runs.y, comparison.oof[drive])
     outliers = None if found is None else [o.in_units(runs.target.user) for o in found]
     warnings.extend(w for w in (outlier_warning(outliers or [], len(runs.y)),) if w)
-    return Models(comparison, drive, why, predictive, calibration, outliers)
+    # Measured either way (one slope, microseconds): the report says when the runs show a trend
+    # that the intervals do not use.
+    trend = predictive.noise if predictive.by_level else fit_noise_level(predictive.levels, predictive.residuals)
+    return Models(comparison, drive, why, predictive, calibration, outliers, trend)
 
 
 def _compare(cfg: FitAppConfig, runs: LoadedRuns) -> Comparison:

@@ -83,7 +83,8 @@ class Predictive:
     fold_models[fold_of[i]].predict(x_i) (signed, loss units: nats); scale: the factor that
     takes them to the full-data model's errors (`learning_curve_scale`; 1 = as measured);
     levels[i]: that out-of-fold prediction of run i (None: not kept, every run at one level);
-    noise: how the spread grows with the predicted level (flat: every run as noisy).
+    noise: how the spread grows with the predicted level (flat: every run as noisy);
+    by_level: whether `noise` was fitted at all (choice.noise_by_level), for refits on subsets.
     """
 
     model: object
@@ -93,6 +94,11 @@ class Predictive:
     scale: float = 1.0
     levels: np.ndarray | None = None
     noise: NoiseLevel = NoiseLevel()
+    by_level: bool = False
+
+    def __post_init__(self):
+        if self.levels is None and not self.noise.flat:
+            raise ValueError("a spread by level needs the runs' levels")
 
     @classmethod
     def from_folds(cls, model, fold_models: list, fold_of: np.ndarray, y: np.ndarray, oof: np.ndarray,
@@ -104,7 +110,7 @@ class Predictive:
         levels = np.asarray(oof, dtype=np.float64)
         residuals = np.asarray(y, dtype=np.float64) - levels
         noise = fit_noise_level(levels, residuals) if by_level else NoiseLevel()
-        return cls(model, list(fold_models), fold_of, residuals, float(scale), levels, noise)
+        return cls(model, list(fold_models), fold_of, residuals, float(scale), levels, noise, by_level)
 
     @property
     def standardized(self) -> np.ndarray:
@@ -140,19 +146,25 @@ class Predictive:
         mu = self.predict(X)
         return mu[None, :] + self.scale * self.spread(mu)[None, :] * self.standardized[:, None]
 
-    def half_width(self, coverage: float) -> float:
-        """Half the conformal interval at `coverage` for a run at the runs' mean level (spread 1;
-        loss units); inf when the runs are too few."""
+    def _quantile(self, coverage: float) -> float:
+        """The conformal quantile of |z| at `coverage` (unscaled); inf when the runs are too few."""
         if not 0 < coverage < 1:
             raise ValueError(f"coverage={coverage} must be between 0 and 1")
         rank = conformal_rank(self.n, coverage)
-        return self.scale * float(np.sort(np.abs(self.standardized))[rank - 1]) if rank <= self.n else float("inf")
+        return float(np.sort(np.abs(self.standardized))[rank - 1]) if rank <= self.n else float("inf")
 
-    def interval(self, X, coverage: float, *, center: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def half_width(self, coverage: float) -> float:
+        """Half the conformal interval at `coverage` for a run at the runs' mean level (spread 1;
+        loss units); inf when the runs are too few."""
+        return self.scale * self._quantile(coverage)
+
+    def interval(self, X, coverage: float, *, center: np.ndarray | None = None,
+                 scale: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Conformal interval at `coverage` per mixture: (low, high), each shape (m,), as wide as
-        the spread at the mixture's own predicted level; -+inf when the runs are too few."""
+        the spread at the mixture's own predicted level; -+inf when the runs are too few.
+        scale: `scale` (centres from the full fit) unless given (1.0: a fold model's centre)."""
         mu = self.predict(X) if center is None else np.asarray(center, dtype=np.float64)
-        half = self.half_width(coverage) * self.spread(mu)
+        half = (self.scale if scale is None else scale) * self._quantile(coverage) * self.spread(mu)
         return mu - half, mu + half
 
     def _noise(self) -> np.ndarray:

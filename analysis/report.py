@@ -156,20 +156,27 @@ def calibration_lines(result) -> list[str]:
         "",
         _scale_line(result.evidence.get("residual_scale")),
         "",
-        _noise_line(result.evidence.get("noise_by_level")),
+        _noise_line(result.evidence.get("noise_by_level"), result.target),
     ]
 
 
-def _noise_line(noise) -> str:
+def _noise_line(noise, target) -> str:
+    """How the run noise changes with the predicted value, in the user's units (a maximised
+    metric's levels are negated internally), and whether the intervals use it."""
     if not noise or not noise.get("trend"):
-        p = "" if not noise else f" (likelihood ratio test p = {noise['p_value']:.2g})"
-        return ("Every run taken as noisy as any other: no trend of the residuals with the predicted loss"
-                f"{p}, or choice.noise_by_level=false, or fewer than {MIN_RUNS_FOR_TREND} runs.")
+        return ("Every run taken as noisy as any other: no trend of the out-of-fold residuals with the "
+                f"predicted {target.quantity} survives a likelihood ratio test at 5% (or fewer than "
+                f"{MIN_RUNS_FOR_TREND} runs).")
     low, high = noise["levels"]
-    grows = "grows" if noise["slope"] > 0 else "shrinks"
-    return (f"Run noise {grows} {noise['ratio']:.1f}-fold from predicted {low:.4g} to {high:.4g} (p = "
-            f"{noise['p_value']:.2g}): intervals and P(beats) use the spread at each mixture's own predicted "
-            "level (choice.noise_by_level).")
+    quiet, noisy = (low, high) if noise["slope"] > 0 else (high, low)
+    seen = (f"Run noise is {noise['ratio']:.1f}x larger at a predicted {target.quantity} of "
+            f"{target.user(noisy):.4g} than at {target.user(quiet):.4g} (likelihood ratio test p = {noise['p_value']:.2g})")
+    if noise.get("applied"):
+        return f"{seen}: intervals and P(beats) use the spread at each mixture's own predicted level (choice.noise_by_level)."
+    return (f"{seen}. Intervals and P(beats) still use one spread for all runs: wider than the runs' noise where "
+            "the loss is low, narrower where it is high. choice.noise_by_level=true sizes them by level (better "
+            "calibrated on held-out runs; the chosen mixture, predicted below every run, then gets the quietest "
+            "runs' spread).")
 
 
 def _scale_line(scale) -> str:

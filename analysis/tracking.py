@@ -130,6 +130,7 @@ def summary_values(result: "FitResult") -> dict[str, Any]:
         "status_line": result.status_line,
         "interval_coverage": result.evidence.get("interval_coverage"),
         "residual_scale": result.evidence.get("residual_scale"),
+        # The runs' noise at the noisiest predicted level over the quietest (1: no trend).
         "noise_spread_ratio": (result.evidence.get("noise_by_level") or {}).get("ratio", 1.0),
     }
     if result.outliers is not None:  # None: too few runs to check, which is not 0

@@ -9,15 +9,16 @@ part, with the residuals as measured and with the learning-curve scale
 (`choice.learning_curve`). It prints the mean and spread of coverage@50/80/95 for both, and
 where the fixed split falls among them; and the 80% intervals' coverage among the held-out runs
 of the lowest and the highest quarter of predicted loss (the choice lives at the low end), with
-the spread by level (`choice.noise_by_level`, analysis.noise_level) and with one spread for all.
+the spread by level (`choice.noise_by_level=true`, analysis.noise_level) and with one spread for
+all (the default).
 
     python benchmarks/calibration_resplits.py [--resplits 16] [regmix-fit overrides]
 
 The last line is exactly
-`resplits: n=<n> coverage@50=<f> coverage@80=<f> coverage@95=<f> scale=<f> measured@80=<f> low@80=<f>
-high@80=<f> one_spread_low@80=<f> one_spread_high@80=<f>` (means over the re-splits, with the scale;
-measured@80 without it; low/high: the quarters of lowest and highest predicted loss, one_spread_:
-with `choice.noise_by_level=false`).
+`resplits: n=<n> coverage@50=<f> coverage@80=<f> coverage@95=<f> scale=<f> measured@80=<f>
+by_level_low@80=<f> by_level_high@80=<f> one_spread_low@80=<f> one_spread_high@80=<f>` (means over
+the re-splits, as configured, with the scale; measured@80 without it; low/high: the quarters of
+lowest and highest predicted loss, with the spread by level and with one spread).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def _quarters(predictive, X_held, y_held) -> list[float]:
 
 def _score(cfg, drive: str, X, y, X_held, y_held, seed: int) -> tuple[float, list[float], list[float], list[float]]:
     """(scale, coverages with it, coverages as measured, 80% coverage of the low and high quarters
-    with the spread as configured and with one spread) of one split."""
+    with the spread by level and with one spread) of one split."""
     from analysis.calibration import score_calibration
     from analysis.compare import compare_regressors, residual_scale
     from analysis.predictive import Predictive
@@ -61,8 +62,8 @@ def _score(cfg, drive: str, X, y, X_held, y_held, seed: int) -> tuple[float, lis
     for s in (scale, 1.0):
         scores = score_calibration(predictive(s, cfg.choice.noise_by_level), held, y_held, coverages=LEVELS)
         covered.append([scores.coverage[c] for c in LEVELS])
-    quarters = _quarters(predictive(scale, cfg.choice.noise_by_level), held, y_held)
-    return scale, covered[0], covered[1], quarters + _quarters(predictive(scale, False), held, y_held)
+    quarters = _quarters(predictive(scale, True), held, y_held) + _quarters(predictive(scale, False), held, y_held)
+    return scale, covered[0], covered[1], quarters
 
 
 def main(argv: list[str]) -> int:
@@ -88,8 +89,8 @@ def main(argv: list[str]) -> int:
     def split_line(name: str, scale: float, scaled: list[float], measured: list[float], quarters: list[float]) -> str:
         cover = " ".join(f"{v:.3f}" for v in scaled)
         return (f"  {name:>9}: scale {scale:.3f}; coverage@50/80/95 {cover} (as measured: {measured[1]:.3f} at 80%); "
-                f"80% in the low/high quarter {quarters[0]:.3f}/{quarters[1]:.3f} "
-                f"(one spread: {quarters[2]:.3f}/{quarters[3]:.3f})")
+                f"80% in the low/high quarter by level {quarters[0]:.3f}/{quarters[1]:.3f}, "
+                f"one spread {quarters[2]:.3f}/{quarters[3]:.3f}")
 
     fixed = _score(cfg, result.drive, X.iloc[:n_train], y[:n_train], X.iloc[n_train:], y[n_train:], cfg.regressor.seed)
     print(split_line("fixed", *fixed))
@@ -111,7 +112,7 @@ def main(argv: list[str]) -> int:
     print(f"resplits: n={args.resplits} " + " ".join(f"coverage@{round(100 * c)}={scaled[:, i].mean():.4f}"
                                                       for i, c in enumerate(LEVELS))
           + f" scale={scales.mean():.4f} measured@80={measured[:, 1].mean():.4f}"
-          + f" low@80={quarters[0]:.4f} high@80={quarters[1]:.4f}"
+          + f" by_level_low@80={quarters[0]:.4f} by_level_high@80={quarters[1]:.4f}"
           + f" one_spread_low@80={quarters[2]:.4f} one_spread_high@80={quarters[3]:.4f}")
     return 0
 

@@ -16,7 +16,7 @@ DOMAINS = ["a", "b", "c", "d"]
 LINE = re.compile(r"^calibration: coverage@50=(\S+) coverage@80=(\S+) coverage@95=(\S+) ece=(\S+) brier=(\S+) pairs=(\d+)$")
 RUN_NOISE = re.compile(r"^run_noise: domains=(\d+) easier_held_out=(\d+) shared_sd_train=(\S+) shared_sd_held_out=(\S+) levene_p=(\S+)$")
 RESPLITS = re.compile(r"^resplits: n=2 coverage@50=(\S+) coverage@80=(\S+) coverage@95=(\S+) scale=(\S+) measured@80=(\S+)"
-                      r" low@80=(\S+) high@80=(\S+) one_spread_low@80=(\S+) one_spread_high@80=(\S+)$")
+                      r" by_level_low@80=(\S+) by_level_high@80=(\S+) one_spread_low@80=(\S+) one_spread_high@80=(\S+)$")
 
 
 def swarm(root: Path, name: str, n: int, seed: int, bad_runs: slice = slice(0)) -> list[str]:
