@@ -224,7 +224,7 @@ class ChoiceConfig:
     """Size the run noise at each mixture's predicted loss (analysis.noise_level) where the runs
     show a trend (likelihood ratio test, p < 0.05; 20 runs at least). The trend is measured and
     reported either way. On: better calibrated on held-out runs (on the paper's runs 80% intervals
-    hold 76% / 82% of the lowest / highest-loss quarter, against 93% / 63% with one spread), but the
+    hold 77% / 81% of the lowest / highest-loss quarter, against 94% / 62% with one spread), but the
     chosen mixture, predicted below every run, gets the quietest runs' spread where the regressor's
     own error is least measured: in the demo P(chosen beats the best proxy) rose from 67% to 88%
     and the claim failed. Off by default for that (docs/decisions.md)."""
