@@ -273,6 +273,28 @@ def test_paper_data_acceptance(tmp_path, monkeypatch):
     assert max(abs(result.mixture[d] - w) for d, w in mean.items()) <= 1e-4
     assert set(result.evidence["emitted"]["probability_beats"]) == {"prior", "uniform", "best_run"}
     assert result.evidence["emitted"]["probability_beats"]["prior"] >= 0.9  # the recipe's mixture, never shrunk here
+    # The paper's runs are noisier at high loss: measured and reported, not used unless asked.
+    noise = result.evidence["noise_by_level"]
+    assert noise["trend"] and noise["slope"] > 0 and noise["ratio"] > 2 and noise["applied"] is False
+    assert result.predictive.noise.flat
+    assert "Intervals and P(beats) still use one spread" in (tmp_path / "report" / "report.md").read_text()
+
+
+@pytest.mark.skipif(not PAPER.is_dir(), reason="the paper's data (../shared/data/regmix-paper) is absent")
+def test_noise_by_level_is_one_override_away(tmp_path, monkeypatch):
+    """choice.noise_by_level=true: the same recipe's mixture, intervals sized by level (wider at
+    the prior's higher predicted loss than at the chosen mixture's), and the report says so."""
+    monkeypatch.setenv("REGMIX_PAPER_DATA", str(PAPER))
+    base = ["source=paper", f"mixture_dir={tmp_path}", f"report_dir={tmp_path / 'report'}", "plots=false",
+            "simulation.n_candidates=50000", "overwrite=true"]
+    off = run_fit(compose_fit(base), progress=False)
+    on = run_fit(compose_fit([*base, "choice.noise_by_level=true"]), progress=False)
+    assert on.mixture.to_dict() == off.mixture.to_dict()
+    assert on.evidence["noise_by_level"]["applied"] is True and not on.predictive.noise.flat
+    width = {name: {k: v[2] - v[0] for k, v in r.intervals.items()} for name, r in (("on", on), ("off", off))}
+    assert width["off"]["chosen"] == pytest.approx(width["off"]["prior"])
+    assert width["on"]["chosen"] < width["off"]["chosen"] and width["on"]["prior"] > 1.2 * width["on"]["chosen"]
+    assert "use the spread at each mixture's own predicted level" in (tmp_path / "report" / "report.md").read_text()
 
 
 def test_evidence_line_says_when_no_member_tells_two_mixtures_apart():
