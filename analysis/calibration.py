@@ -150,8 +150,8 @@ def score_out_of_fold(predictive: Predictive, X, y, *, coverages=COVERAGES, nomi
         held, rest = predictive.fold_of == k, predictive.fold_of != k
         if not held.any() or rest.sum() < 2:
             continue
-        # The other folds' residuals at their own levels, the spread's trend refitted on them:
-        # neither the location nor the spread has seen the held fold.
+        # The other folds' residuals at their own levels, the spread's trend refitted on them
+        # (fold model k never saw the held fold; the trend is fitted without its residuals).
         levels = None if predictive.levels is None else predictive.levels[rest]
         noise = fit_noise_level(levels, predictive.residuals[rest]) if predictive.by_level and levels is not None \
             else NoiseLevel()

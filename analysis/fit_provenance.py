@@ -76,7 +76,9 @@ def uncertainty_record(cfg: FitAppConfig, models: Models, choice: Choice, decisi
         "weak_evidence": d.weak,
         "members": len(models.predictive.fold_models),
         "residual_scale": models.predictive.scale,
-        "noise_by_level": {**models.noise_trend.as_dict(), "applied": models.predictive.by_level},
+        # applied: the intervals and P(beats) use a trend (asked for, and the runs show one).
+        "noise_by_level": {**models.noise_trend.as_dict(),
+                           "applied": models.predictive.by_level and not models.predictive.noise.flat},
         "choice": {k: v for k, v in choice.stats.items() if k != "trust_note"},
         "trust": d.trust,
         "emitted": d.emitted_evidence.as_dict(),

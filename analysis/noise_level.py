@@ -14,9 +14,10 @@ standard deviations off weighs less than in a Gaussian fit, though it still weig
 mean level of the runs. The level is clipped to the runs' own range: below the lowest run the
 noise is not extrapolated. The slope is kept only when the runs show it: a likelihood ratio
 test at SIGNIFICANCE, its statistic divided by the dispersion of |r| / fitted scale (1 for
-Laplace errors; above 1 for heavier tails, which would otherwise pass a flat swarm as a trend
-18% of the time at t with 2.5 degrees of freedom, and below 1 for Gaussian ones, which would
-almost never show one), and the trend must survive leaving out the run that pulls it most.
+Laplace errors; above 1 for heavier tails, where a plain test called flat swarms of t(2.5)
+noise a trend 14-18% of the time, and below 1 for Gaussian ones, where it almost never
+called one: about 5% for both with the division), and the trend must survive leaving out the
+run that pulls it most (with that check, 1.5-3% on flat swarms).
 Otherwise b = 0 and every run has the same spread, as before. The constant factor is left to
 the conformal step (it calibrates |r| / s on the runs), so s is relative.
 
@@ -96,7 +97,7 @@ def _trend(deviation: np.ndarray, magnitude: np.ndarray, bound: float) -> tuple[
     # Likelihood ratio 2 n (NLL(0) - NLL(b)) over the dispersion of u = |r| / fitted scale
     # (exponential, variance 1, for Laplace errors): chi-squared with 1 df whatever the tails.
     u = magnitude * np.exp(-best.x * deviation)
-    dispersion = float(np.var(u / u.mean()))
+    dispersion = float(np.sum((u / u.mean() - 1.0) ** 2) / max(len(u) - 2, 1))  # Pearson's, 2 parameters fitted
     statistic = 2.0 * len(magnitude) * (_laplace_nll(0.0, deviation, magnitude) - best.fun) / max(dispersion, 1e-12)
     p_value = float(chi2.sf(statistic, df=1)) if np.isfinite(statistic) else 1.0
     return float(best.x), p_value
@@ -120,9 +121,10 @@ def fit_noise_level(levels, residuals, *, min_runs: int = MIN_RUNS, significance
     slope, p_value = _trend(deviation, magnitude, bound)
     if not p_value < significance:
         return NoiseLevel(p_value=p_value)
-    # One run must not make the trend: it has to hold without the run whose |r| pulls the slope
-    # most (the largest |r| times its distance from the mean level, on the slope's side).
-    pull = np.argmax(magnitude * np.abs(deviation) * (np.sign(deviation) == np.sign(slope)))
+    # One run must not make the trend: it has to hold without the run that pulls the slope most,
+    # the largest term of the score sum d_i (u_i - 1) on the slope's side (u = |r| / fitted scale).
+    u = magnitude * np.exp(-slope * deviation)
+    pull = np.argmax(np.sign(slope) * deviation * (u / u.mean() - 1.0))
     keep = np.arange(n) != pull
     _, p_without = _trend(levels[keep] - levels[keep].mean(), magnitude[keep], bound)
     if not p_without < significance:

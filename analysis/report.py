@@ -21,6 +21,7 @@ import pandas as pd
 
 from analysis.compare import MIN_RUNS_FOR_CURVE
 from analysis.noise_level import MIN_RUNS as MIN_RUNS_FOR_TREND
+from analysis.noise_level import SIGNIFICANCE
 from analysis.result import domain_correlations, mixture_frame
 from analysis.run_outliers import MIN_RUNS, READINGS, Z_LIMIT
 from regmix.atomic_file import write_text_atomic
@@ -165,18 +166,22 @@ def _noise_line(noise, target) -> str:
     metric's levels are negated internally), and whether the intervals use it."""
     if not noise or not noise.get("trend"):
         return ("Every run taken as noisy as any other: no trend of the out-of-fold residuals with the "
-                f"predicted {target.quantity} survives a likelihood ratio test at 5% (or fewer than "
+                f"predicted {target.quantity} passes the trend test at {SIGNIFICANCE:.0%} (or fewer than "
                 f"{MIN_RUNS_FOR_TREND} runs).")
     low, high = noise["levels"]
     quiet, noisy = (low, high) if noise["slope"] > 0 else (high, low)
     seen = (f"Run noise is {noise['ratio']:.1f}x larger at a predicted {target.quantity} of "
-            f"{target.user(noisy):.4g} than at {target.user(quiet):.4g} (likelihood ratio test p = {noise['p_value']:.2g})")
+            f"{target.user(noisy):.4g} than at {target.user(quiet):.4g} (trend test p = {noise['p_value']:.2g})")
     if noise.get("applied"):
         return f"{seen}: intervals and P(beats) use the spread at each mixture's own predicted level (choice.noise_by_level)."
-    return (f"{seen}. Intervals and P(beats) still use one spread for all runs: wider than the runs' noise where "
-            "the loss is low, narrower where it is high. choice.noise_by_level=true sizes them by level (better "
-            "calibrated on held-out runs; the chosen mixture, predicted below every run, then gets the quietest "
-            "runs' spread).")
+    # Internal levels are losses (lower is better): a positive slope is quiet at the better end,
+    # where the chosen mixture lies.
+    better, worse = ("quiet", "noisy") if noise["slope"] > 0 else ("noisy", "quiet")
+    wide, narrow = ("wider", "narrower") if better == "quiet" else ("narrower", "wider")
+    return (f"{seen}. Intervals and P(beats) still use one spread for all runs: {wide} than the runs' noise at the "
+            f"better end ({target.better}), {narrow} at the worse end. choice.noise_by_level=true sizes them by level "
+            f"(better calibrated on held-out runs; the chosen mixture, predicted better than every run, then gets "
+            f"the {'quietest' if better == 'quiet' else 'noisiest'} runs' spread).")
 
 
 def _scale_line(scale) -> str:

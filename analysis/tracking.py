@@ -130,8 +130,10 @@ def summary_values(result: "FitResult") -> dict[str, Any]:
         "status_line": result.status_line,
         "interval_coverage": result.evidence.get("interval_coverage"),
         "residual_scale": result.evidence.get("residual_scale"),
-        # The runs' noise at the noisiest predicted level over the quietest (1: no trend).
-        "noise_spread_ratio": (result.evidence.get("noise_by_level") or {}).get("ratio", 1.0),
+        # The runs' noise at the noisiest predicted level over the quietest (1: no trend), and
+        # whether intervals and P(beats) use it (choice.noise_by_level).
+        "noise_trend/ratio": (result.evidence.get("noise_by_level") or {}).get("ratio", 1.0),
+        "noise_trend/applied": bool((result.evidence.get("noise_by_level") or {}).get("applied", False)),
     }
     if result.outliers is not None:  # None: too few runs to check, which is not 0
         out["runs/outliers"], out["runs/outlier_ids"] = len(result.outliers), ", ".join(o.run for o in result.outliers)

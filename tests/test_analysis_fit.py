@@ -293,6 +293,11 @@ def test_noise_by_level_is_one_override_away(tmp_path, monkeypatch):
     assert on.evidence["noise_by_level"]["applied"] is True and not on.predictive.noise.flat
     width = {name: {k: v[2] - v[0] for k, v in r.intervals.items()} for name, r in (("on", on), ("off", off))}
     assert width["off"]["chosen"] == pytest.approx(width["off"]["prior"])
+    # The best run's centre is the fold model's that never saw it: its residuals as measured, unscaled.
+    coverage = off.evidence["emitted"]["coverage"]
+    assert off.predictive.scale < 1
+    assert width["off"]["chosen"] == pytest.approx(2 * off.predictive.half_width(coverage))
+    assert width["off"]["best_run"] == pytest.approx(2 * off.predictive.half_width(coverage) / off.predictive.scale)
     assert width["on"]["chosen"] < width["off"]["chosen"] and width["on"]["prior"] > 1.2 * width["on"]["chosen"]
     assert "use the spread at each mixture's own predicted level" in (tmp_path / "report" / "report.md").read_text()
 
