@@ -17,6 +17,7 @@ LINE = re.compile(r"^calibration: coverage@50=(\S+) coverage@80=(\S+) coverage@9
 RUN_NOISE = re.compile(r"^run_noise: domains=(\d+) easier_held_out=(\d+) shared_sd_train=(\S+) shared_sd_held_out=(\S+) levene_p=(\S+)$")
 RESPLITS = re.compile(r"^resplits: n=2 coverage@50=(\S+) coverage@80=(\S+) coverage@95=(\S+) scale=(\S+) measured@80=(\S+)"
                       r" by_level_low@80=(\S+) by_level_high@80=(\S+) one_spread_low@80=(\S+) one_spread_high@80=(\S+)$")
+PICKS = re.compile(r"^picks: n=(\d+) one_spread@80=(\S+) by_level@80=(\S+) one_spread_ece=(\S+) by_level_ece=(\S+)$")
 
 
 def swarm(root: Path, name: str, n: int, seed: int, bad_runs: slice = slice(0)) -> list[str]:
@@ -69,6 +70,15 @@ def test_resplit_benchmark_reports_the_mean_over_resplits(tmp_path):
     assert 0.0 <= c50 <= c80 <= c95 <= 1.0
     assert np.sqrt(0.8) - 1e-9 <= scale <= 1.0  # 5 folds: the learning curve's own bounds
     assert c80 <= measured  # scaled intervals are never wider than the measured ones
+    assert sum(line.strip().startswith("resplit ") for line in lines) == 2
+
+
+def test_picks_benchmark_scores_the_mixtures_the_fit_would_pick(tmp_path):
+    """2 re-splits of 60 training runs, 3 picks each among the other 40."""
+    lines = run("calibration_picks.py", "--resplits", "2", "--train", "60", "--picks", "3", *overrides(tmp_path))
+    match = PICKS.match(lines[-1])
+    assert match, lines[-1]
+    assert int(match.group(1)) == 6 and all(0.0 <= float(v) <= 1.0 for v in match.groups()[1:])
     assert sum(line.strip().startswith("resplit ") for line in lines) == 2
 
 
