@@ -28,6 +28,7 @@ import sys
 import numpy as np
 
 from calibration import compose_fit_config
+from calibration_resplits import fit_split, pooled_runs
 
 SPREADS = {"one_spread": False, "by_level": True}
 COVERAGE = 0.8
@@ -55,19 +56,9 @@ def main(argv: list[str]) -> int:
     cfg = compose_fit_config(overrides)
     if cfg is None:
         return 2
-    import pandas as pd
-
     from analysis.calibration import reliability
-    from analysis.compare import compare_regressors, residual_scale
-    from analysis.fit import run_fit
-    from analysis.predictive import Predictive
-    from analysis.regressors import build_regressor
 
-    cfg.choice.calibrate = False
-    result = run_fit(cfg, progress=False)  # the same runs, target and driver as regmix-fit
-    domains = result.table.domains
-    X = pd.concat([result.table.weights[domains], result.test_table.weights[domains]], ignore_index=True)
-    y = np.concatenate([result.target.values(result.table.losses), result.target.values(result.test_table.losses)])
+    result, X, y = pooled_runs(cfg)
     n_train = min(args.train, len(y) - args.picks - 1)
     print(f"{len(y)} runs pooled; {args.resplits} re-splits of {n_train} training runs; driver {result.drive}, "
           f"{cfg.regressor.folds}-fold; the {args.picks} held-out mixtures predicted best are the picks")
@@ -76,16 +67,11 @@ def main(argv: list[str]) -> int:
     for r in range(args.resplits):
         order = np.random.default_rng(r).permutation(len(y))
         train, held = order[:n_train], order[n_train:]
-        X_train, y_train = X.iloc[train].reset_index(drop=True), y[train]
-        seed = cfg.regressor.seed + r
-        comp = compare_regressors({result.drive: build_regressor(result.drive, cfg.regressor, seed=seed)},
-                                  X_train, y_train, folds=cfg.regressor.folds, seed=seed, n_jobs=-1)
-        scale = residual_scale(comp, result.drive, X_train, y_train, seed=seed, n_jobs=2) \
-            if cfg.choice.learning_curve else 1.0
+        predictive, scale = fit_split(cfg, result.drive, X.iloc[train].reset_index(drop=True), y[train],
+                                      cfg.regressor.seed + r)
+        scale = scale if cfg.choice.learning_curve else 1.0
         for name, by_level in SPREADS.items():
-            predictive = Predictive.from_folds(comp.models[result.drive], comp.fold_models[result.drive], comp.fold_of,
-                                               y_train, comp.oof[result.drive], scale=scale, by_level=by_level)
-            scored[name].append(_score_picks(predictive, X.iloc[held].to_numpy(), y[held], args.picks))
+            scored[name].append(_score_picks(predictive(scale, by_level), X.iloc[held].to_numpy(), y[held], args.picks))
         print(f"  resplit {r}: " + ", ".join(f"{name} {np.mean(scored[name][-1]['inside']):.0%} of picks inside"
                                              for name in SPREADS), flush=True)
 

@@ -42,10 +42,25 @@ def _quarters(predictive, X_held, y_held) -> list[float]:
             float(inside[center >= np.quantile(center, 0.75)].mean())]
 
 
-def _score(cfg, drive: str, X, y, X_held, y_held, seed: int) -> tuple[float, list[float], list[float], list[float]]:
-    """(scale, coverages with it, coverages as measured, 80% coverage of the low and high quarters
-    with the spread by level and with one spread) of one split."""
-    from analysis.calibration import score_calibration
+def pooled_runs(cfg):
+    """regmix-fit's own runs, target and driver for `cfg`, its training and held-out runs pooled:
+    (fit result, mixtures frame, target losses)."""
+    import pandas as pd
+
+    from analysis.fit import run_fit
+
+    cfg.choice.calibrate = False
+    result = run_fit(cfg, progress=False)
+    domains = result.table.domains
+    X = pd.concat([result.table.weights[domains], result.test_table.weights[domains]], ignore_index=True)
+    y = np.concatenate([result.target.values(result.table.losses), result.target.values(result.test_table.losses)])
+    return result, X, y
+
+
+def fit_split(cfg, drive: str, X, y, seed: int):
+    """The driver fitted on one split's training runs as regmix-fit fits it (K-fold out of fold,
+    the 2-fold learning curve): `predictive(scale, by_level)` builds its predictive distribution;
+    returns (that builder, the learning-curve scale)."""
     from analysis.compare import compare_regressors, residual_scale
     from analysis.predictive import Predictive
     from analysis.regressors import build_regressor
@@ -53,10 +68,20 @@ def _score(cfg, drive: str, X, y, X_held, y_held, seed: int) -> tuple[float, lis
     estimator = build_regressor(drive, cfg.regressor, seed=seed)
     comp = compare_regressors({drive: estimator}, X, y, folds=cfg.regressor.folds, seed=seed, n_jobs=-1)
     scale = residual_scale(comp, drive, X, y, seed=seed, n_jobs=2)
+
     def predictive(s: float, by_level: bool) -> Predictive:
         return Predictive.from_folds(comp.models[drive], comp.fold_models[drive], comp.fold_of, y, comp.oof[drive],
                                      scale=s, by_level=by_level)
 
+    return predictive, scale
+
+
+def _score(cfg, drive: str, X, y, X_held, y_held, seed: int) -> tuple[float, list[float], list[float], list[float]]:
+    """(scale, coverages with it, coverages as measured, 80% coverage of the low and high quarters
+    with the spread by level and with one spread) of one split."""
+    from analysis.calibration import score_calibration
+
+    predictive, scale = fit_split(cfg, drive, X, y, seed)
     held = X_held.to_numpy()
     covered = []
     for s in (scale, 1.0):
@@ -73,15 +98,7 @@ def main(argv: list[str]) -> int:
     cfg = compose_fit_config(overrides)
     if cfg is None:
         return 2
-    import pandas as pd
-
-    from analysis.fit import run_fit
-
-    cfg.choice.calibrate = False
-    result = run_fit(cfg, progress=False)  # the same runs, target and driver as regmix-fit
-    domains = result.table.domains
-    X = pd.concat([result.table.weights[domains], result.test_table.weights[domains]], ignore_index=True)
-    y = np.concatenate([result.target.values(result.table.losses), result.target.values(result.test_table.losses)])
+    result, X, y = pooled_runs(cfg)
     n_train = len(result.table)
     print(f"{len(y)} runs pooled ({n_train} training, {len(y) - n_train} test); driver {result.drive}, "
           f"{cfg.regressor.folds}-fold; {args.resplits} random re-splits of the same sizes")
