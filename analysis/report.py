@@ -176,12 +176,12 @@ def _noise_line(noise, target) -> str:
         return f"{seen}: intervals and P(beats) use the spread at each mixture's own predicted level (choice.noise_by_level)."
     # Internal levels are losses (lower is better): a positive slope is quiet at the better end,
     # where the chosen mixture lies.
-    better, worse = ("quiet", "noisy") if noise["slope"] > 0 else ("noisy", "quiet")
-    wide, narrow = ("wider", "narrower") if better == "quiet" else ("narrower", "wider")
+    quiet_at_better = noise["slope"] > 0
+    wide, narrow = ("wider", "narrower") if quiet_at_better else ("narrower", "wider")
     return (f"{seen}. Intervals and P(beats) still use one spread for all runs: {wide} than the runs' noise at the "
             f"better end ({target.better}), {narrow} at the worse end. choice.noise_by_level=true sizes them by level "
             f"(better calibrated on held-out runs; the chosen mixture, predicted better than every run, then gets "
-            f"the {'quietest' if better == 'quiet' else 'noisiest'} runs' spread).")
+            f"the {'quietest' if quiet_at_better else 'noisiest'} runs' spread).")
 
 
 def _scale_line(scale) -> str:

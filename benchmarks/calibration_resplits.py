@@ -28,18 +28,9 @@ import sys
 
 import numpy as np
 
-from calibration import compose_fit_config
+from calibration import compose_fit_config, quarter_coverage
 
 LEVELS = (0.5, 0.8, 0.95)
-
-
-def _quarters(predictive, X_held, y_held) -> list[float]:
-    """80% coverage among the held-out runs of the lowest and the highest quarter of predicted loss."""
-    center = predictive.predict(X_held)
-    low, high = predictive.interval(None, 0.8, center=center)
-    inside = (y_held >= low) & (y_held <= high)
-    return [float(inside[center <= np.quantile(center, 0.25)].mean()),
-            float(inside[center >= np.quantile(center, 0.75)].mean())]
 
 
 def pooled_runs(cfg):
@@ -87,7 +78,8 @@ def _score(cfg, drive: str, X, y, X_held, y_held, seed: int) -> tuple[float, lis
     for s in (scale, 1.0):
         scores = score_calibration(predictive(s, cfg.choice.noise_by_level), held, y_held, coverages=LEVELS)
         covered.append([scores.coverage[c] for c in LEVELS])
-    quarters = _quarters(predictive(scale, True), held, y_held) + _quarters(predictive(scale, False), held, y_held)
+    quarters = [*quarter_coverage(predictive(scale, True), held, y_held),
+                *quarter_coverage(predictive(scale, False), held, y_held)]
     return scale, covered[0], covered[1], quarters
 
 
