@@ -2,8 +2,8 @@
 the driving one, and turn its fold models and out-of-fold residuals into the predictive
 distribution (analysis.predictive) whose calibration is measured on runs it never saw: the
 test runs when given, else the training runs fold by fold. Beyond the comparison's folds, the
-driver is fitted twice more on halves of the runs (the learning curve that scales its residuals
-to the fit on all runs; choice.learning_curve)."""
+driver is fitted on halves of the runs, twice per random halving (the learning curve that scales
+its residuals to the fit on all runs; choice.learning_curve, choice.learning_curve_repeats)."""
 
 from __future__ import annotations
 
@@ -100,7 +100,7 @@ def _residual_scale(cfg: FitAppConfig, runs: LoadedRuns, comparison: Comparison,
     if not cfg.choice.learning_curve or comparison.folds < 3:
         return 1.0
     return residual_scale(comparison, drive, runs.X, runs.y, seed=cfg.regressor.seed,
-                          n_jobs=prediction_threads(cfg.regressor.n_jobs))
+                          repeats=cfg.choice.learning_curve_repeats, n_jobs=prediction_threads(cfg.regressor.n_jobs))
 
 
 def _calibration(cfg: FitAppConfig, runs: LoadedRuns, predictive: Predictive) -> CalibrationScores | None:

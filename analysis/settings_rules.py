@@ -115,6 +115,7 @@ CHOICE = (
     Range("l1_penalty", 0, note=" (nats per unit of L1 distance)"),
     Range("kl_penalty", 0, note=" (nats per nat of KL)"),
     Range("coverage", 0, 1, low_open=True, high_open=True),
+    Range("learning_curve_repeats", 1),
     Range("min_probability", 0, 1, low_open=True, high_open=True),
     Range("min_spearman", -1, 1),
 )

@@ -58,7 +58,7 @@ def fit_split(cfg, drive: str, X, y, seed: int):
 
     estimator = build_regressor(drive, cfg.regressor, seed=seed)
     comp = compare_regressors({drive: estimator}, X, y, folds=cfg.regressor.folds, seed=seed, n_jobs=-1)
-    scale = residual_scale(comp, drive, X, y, seed=seed, n_jobs=2)
+    scale = residual_scale(comp, drive, X, y, seed=seed, repeats=cfg.choice.learning_curve_repeats, n_jobs=2)
 
     def predictive(s: float, by_level: bool) -> Predictive:
         return Predictive.from_folds(comp.models[drive], comp.fold_models[drive], comp.fold_of, y, comp.oof[drive],
