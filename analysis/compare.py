@@ -17,7 +17,7 @@ from joblib import Parallel, delayed, parallel_config
 from scipy.stats import pearsonr, spearmanr
 from sklearn.base import clone
 from sklearn.metrics import mean_squared_error, r2_score
-from sklearn.model_selection import KFold, cross_val_predict
+from sklearn.model_selection import KFold
 
 from analysis.errors import AnalysisError
 from analysis.predictive import learning_curve_scale
@@ -166,36 +166,36 @@ def choose_drive(comparison: Comparison, *, drive: str, n_runs: int, min_runs_fo
     return best, f"rule: {preferred} not compared; best out-of-fold Spearman among {eligible}"
 
 
-def kfold_residuals(estimator, X, y: np.ndarray, *, folds: int, seed: int, n_jobs: int = 1) -> np.ndarray:
-    """Out-of-fold residuals y - prediction of `estimator` fitted K-fold (shuffled by `seed`),
-    the folds fitted on `n_jobs` threads side by side."""
-    cv = KFold(n_splits=folds, shuffle=True, random_state=seed)
+def kfold_residuals(estimator, X, y: np.ndarray, *, folds: int, seed: int, repeats: int = 1,
+                    n_jobs: int = 1) -> np.ndarray:
+    """Out-of-fold residuals y - prediction of `estimator` fitted K-fold, for `repeats` shufflings
+    (KFold seeds seed, seed + 1, ...): shape (repeats, n). All repeats x K fits run in one batch
+    on `n_jobs` threads (repeat by repeat would leave a thread idle at the end of each)."""
+    if repeats < 1:
+        raise AnalysisError(f"{repeats} repeats of {folds}-fold; use at least 1")
+    y = np.asarray(y, dtype=np.float64)
+    rows = X.iloc if isinstance(X, pd.DataFrame) else np.asarray(X)
+    splits = [split for r in range(repeats) for split in KFold(n_splits=folds, shuffle=True, random_state=seed + r).split(X)]
+
+    def fit_fold(train: np.ndarray, held: np.ndarray) -> np.ndarray:
+        return np.asarray(clone(estimator).fit(rows[train], y[train]).predict(rows[held]), dtype=np.float64)
+
     with parallel_config(backend="threading"):
-        predicted = cross_val_predict(clone(estimator), X, y, cv=cv, n_jobs=max(1, n_jobs))
-    return np.asarray(y, dtype=np.float64) - np.asarray(predicted, dtype=np.float64)
+        done = Parallel(n_jobs=max(1, n_jobs))(delayed(fit_fold)(train, held) for train, held in splits)
+    predicted = np.empty((repeats, len(y)), dtype=np.float64)
+    for i, ((_, held), values) in enumerate(zip(splits, done)):
+        predicted[i // folds, held] = values
+    return y[None, :] - predicted
 
 
 def half_split_residuals(estimator, X: pd.DataFrame, y: np.ndarray, *, seed: int, repeats: int = 1,
                          n_jobs: int = 1) -> np.ndarray:
-    """Out-of-fold residuals y - prediction of `estimator` fitted 2-fold (on half the runs each),
-    for `repeats` random halvings (KFold seeds seed, seed + 1, ...): shape (repeats, n). The small
-    end of the learning curve that takes K-fold residuals to the fit on all runs
-    (analysis.predictive.learning_curve_scale). All 2 x repeats fits in one batch on `n_jobs`
-    threads (halving by halving leaves a thread idle at the end of each)."""
+    """Out-of-fold residuals of `estimator` fitted 2-fold (on half the runs each), for `repeats`
+    random halvings: shape (repeats, n). The small end of the learning curve that takes K-fold
+    residuals to the fit on all runs (analysis.predictive.learning_curve_scale)."""
     if repeats < 1:
         raise AnalysisError(f"choice.learning_curve_repeats={repeats}; use at least 1 halving")
-    y = np.asarray(y, dtype=np.float64)
-    splits = [split for r in range(repeats) for split in KFold(n_splits=2, shuffle=True, random_state=seed + r).split(X)]
-
-    def fit_half(train: np.ndarray, held: np.ndarray) -> np.ndarray:
-        return np.asarray(clone(estimator).fit(X.iloc[train], y[train]).predict(X.iloc[held]), dtype=np.float64)
-
-    with parallel_config(backend="threading"):
-        done = Parallel(n_jobs=max(1, n_jobs))(delayed(fit_half)(train, held) for train, held in splits)
-    predicted = np.empty((repeats, len(y)), dtype=np.float64)
-    for i, ((_, held), values) in enumerate(zip(splits, done)):
-        predicted[i // 2, held] = values
-    return y[None, :] - predicted
+    return kfold_residuals(estimator, X, y, folds=2, seed=seed, repeats=repeats, n_jobs=n_jobs)
 
 
 #: Fewest runs for the learning curve: each half must hold a few runs to fit anything.

@@ -43,7 +43,7 @@ def out_of_fold_residuals(cfg, drive: str, X: np.ndarray, losses, folds: int):
     estimator = build_regressor(drive, cfg.regressor, seed=cfg.regressor.seed)
     threads = prediction_threads(cfg.regressor.n_jobs)
     return pd.DataFrame({domain: kfold_residuals(estimator, X, losses[domain].to_numpy(dtype=np.float64), folds=folds,
-                                                 seed=cfg.regressor.seed, n_jobs=threads)
+                                                 seed=cfg.regressor.seed, n_jobs=threads)[0]
                          for domain in losses.columns}, index=losses.index)
 
 

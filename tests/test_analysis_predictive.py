@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 from scipy.stats import norm
 from sklearn.linear_model import LinearRegression
+from sklearn.model_selection import KFold, cross_val_predict
 from sklearn.neighbors import KNeighborsRegressor
 
 from analysis.calibration import calibration_line, reliability, score_calibration, score_out_of_fold
-from analysis.compare import compare_regressors, half_split_residuals, kfold_residuals, residual_scale
+from analysis.compare import compare_regressors, half_split_residuals, residual_scale
 from analysis.errors import AnalysisError
 from analysis.predictive import Predictive, conformal_rank, learning_curve_scale
 
@@ -182,8 +183,9 @@ def test_repeated_halvings_are_single_halvings_batched_and_averaged():
     knn = KNeighborsRegressor(5)
     halves = half_split_residuals(knn, frame, y, seed=7, repeats=3, n_jobs=2)
     assert halves.shape == (3, 60)
-    for r in range(3):
-        np.testing.assert_array_equal(halves[r], kfold_residuals(knn, frame, y, folds=2, seed=7 + r))
+    for r in range(3):  # scikit-learn's own 2-fold out-of-fold predictions, one halving at a time
+        cv = KFold(n_splits=2, shuffle=True, random_state=7 + r)
+        np.testing.assert_array_equal(halves[r], y - cross_val_predict(knn, frame, y, cv=cv))
     comp = compare_regressors({"knn": knn}, frame, y, folds=5, seed=7)
     folds = y - comp.oof["knn"]
     assert residual_scale(comp, "knn", frame, y, seed=7, repeats=3) == learning_curve_scale(
