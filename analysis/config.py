@@ -221,10 +221,10 @@ class ChoiceConfig:
     learning_curve_scale). Off: the residuals as measured, which over-cover (82% of unseen runs
     inside 80% intervals on the paper's runs, docs/decisions.md)."""
     learning_curve_repeats: int = 3
-    """Random halvings behind the learning curve (two fits on half the runs each, 0.3 s per halving
-    on the paper's runs): their mean squared residual is averaged. One halving is a noisy draw (the
-    scale's s.d. over random re-splits of the paper's runs: 0.024 from one, 0.014 from three; the
-    mean unchanged, docs/decisions.md)."""
+    """Random halvings behind the learning curve (two fits on half the runs each; on the paper's
+    runs and 2 cores, three cost 0.36 s more than one): their mean squared residual is averaged.
+    One halving is a noisy draw (the scale's s.d. over random re-splits of the paper's runs: 0.024
+    from one, 0.014 from three; the mean coverage barely moves, docs/decisions.md)."""
     noise_by_level: bool = False
     """Size the run noise at each mixture's predicted loss (analysis.noise_level) where the runs
     show a trend (likelihood ratio test, p < 0.05; 20 runs at least). The trend is measured and
