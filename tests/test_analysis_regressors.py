@@ -62,6 +62,26 @@ def test_small_sweep_trees_do_not_degenerate_to_a_constant():
     assert scores(y, scaled.predict(X))["spearman"] > 0.8
 
 
+@pytest.mark.parametrize("subsample,min_child_samples", [(1.0, None), (0.7, 5)])
+def test_lightgbm_predicts_exactly_what_the_scikit_learn_wrapper_would(subsample, min_child_samples):
+    """The regressor calls lgb.train itself (no string round trip at the end of each fit); its
+    parameters must be the ones lgb.LGBMRegressor would pass, so the trees are the same trees."""
+    import lightgbm as lgb
+
+    X, y = table_for(interaction_loss(6, seed=4), 150)
+    ours = LightGBMRegressor(n_estimators=120, learning_rate=0.05, num_leaves=15, subsample=subsample,
+                             min_child_samples=min_child_samples, colsample_bytree=0.8, reg_lambda=0.5,
+                             random_state=3).fit(X, y)
+    wrapper = lgb.LGBMRegressor(
+        n_estimators=120, learning_rate=0.05, num_leaves=15, subsample=subsample,
+        subsample_freq=1 if subsample < 1 else 0, min_child_samples=ours.min_child_samples_,
+        colsample_bytree=0.8, reg_lambda=0.5, n_jobs=1, random_state=3, verbose=-1,
+    ).fit(X.to_numpy(), y)
+    candidates = np.random.default_rng(5).dirichlet(np.ones(X.shape[1]), 2000)
+    assert np.ptp(ours.predict(candidates)) > 0
+    np.testing.assert_array_equal(ours.predict(candidates), wrapper.predict(candidates))
+
+
 @pytest.mark.parametrize("cls", [RidgeRegressor, LightGBMRegressor, XGBoostRegressor])
 def test_domains_are_pinned_by_name(cls):
     X, y = table_for(linear_loss(4, seed=3), 60)
