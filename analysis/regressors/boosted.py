@@ -84,7 +84,6 @@ class LightGBMRegressor(DomainRegressor):
         return self.booster_.predict(matrix, num_threads=prediction_threads(self.predict_threads))
 
 
-
 class XGBoostRegressor(DomainRegressor):
     """XGBoost regression (histogram trees)."""
 
